@@ -1,0 +1,1 @@
+"""Data files shipped with hybridctx (tiktoken BPE ranks, so counting works offline)."""
