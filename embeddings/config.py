@@ -1,0 +1,82 @@
+"""Settings of the windowed landmark encoder, validated once.
+
+Why: the encoder identity written into an index comes from these settings, so
+they are a frozen, checked value rather than loose keyword arguments.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, Mapping
+
+from hybridctx.errors import ConfigError
+
+__all__ = ["ContextMode", "EncoderConfig", "Pooling"]
+
+Pooling = Literal["mean", "landmark"]
+ContextMode = Literal["window", "isolated", "mix"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How landmark vectors are made.
+
+    Attributes:
+        model: packaged default name, a local model directory or a hub id.
+        pooling: ``mean`` of the sentence's own token states inside the window
+            (late chunking), or ``landmark``: the state at a landmark token
+            inserted after each sentence (for models trained that way).
+        context: ``window`` (contextual only), ``isolated`` (each sentence
+            alone, no context) or ``mix`` (a weighted sum of both).
+        mix_weight: weight of the isolated vector in ``mix`` mode.
+        window: window length in tokens including special tokens; ``None``
+            means the model's trained length (capped by its maximum).
+        overlap: preceding-context tokens a window keeps; ``None`` = window/4.
+        batch_tokens: tokens per forward batch.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        fp16: half precision on CUDA (``None`` = when on CUDA).
+        landmark_token: token inserted for ``landmark`` pooling (``None`` = the
+            tokenizer's EOS, else SEP).
+        query_instruction: prefix for queries (``None`` = the model's own).
+    """
+
+    model: str = "all-MiniLM-L6-v2"
+    pooling: Pooling = "mean"
+    context: ContextMode = "window"
+    mix_weight: float = 0.5
+    window: int | None = None
+    overlap: int | None = None
+    batch_tokens: int = 8192
+    device: str = "auto"
+    fp16: bool | None = None
+    landmark_token: str | None = None
+    query_instruction: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "landmark"):
+            raise ConfigError(f"pooling '{self.pooling}' is not one of mean, landmark")
+        if self.context not in ("window", "isolated", "mix"):
+            raise ConfigError(f"context '{self.context}' is not one of window, isolated, mix")
+        if not 0.0 <= self.mix_weight <= 1.0:
+            raise ConfigError(f"mix_weight {self.mix_weight} must be between 0 and 1")
+        if self.window is not None and self.window < 16:
+            raise ConfigError(f"window {self.window} is too small; use at least 16 tokens")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        if self.batch_tokens < 64:
+            raise ConfigError(f"batch_tokens {self.batch_tokens} must be at least 64")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "EncoderConfig":
+        """Build from a dict, naming the nearest valid key for an unknown one."""
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+                raise ConfigError(f"unknown encoder setting '{key}'{hint}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,326 @@
+"""The windowed landmark encoder: chunk-free sentence vectors read in context.
+
+Why: a chunk embedded alone loses what its pronouns point to, and a chunk
+boundary cuts evidence in half. Here the tokenizer runs once over the whole
+document, the model reads it in long overlapping windows, and every sentence's
+vector is taken from the window where it has the most preceding context —
+either the mean of its own token states (late chunking) or the state at a
+landmark token inserted after it (BGE Landmark Embedding style).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from hybridctx.embeddings.config import EncoderConfig
+from hybridctx.embeddings.device import resolve_device
+from hybridctx.embeddings.models import ModelSpec, resolve_model
+from hybridctx.embeddings.protocol import DocumentInput
+from hybridctx.embeddings.windows import plan_windows, sentence_token_ranges
+from hybridctx.errors import ConfigError
+
+__all__ = ["WindowedLandmarkEncoder"]
+
+logger = logging.getLogger(__name__)
+
+
+class WindowedLandmarkEncoder:
+    """Landmark vectors from any ``transformers.AutoModel`` encoder.
+
+    Args:
+        config: encoder settings; keyword overrides replace its fields.
+        model: an already-loaded ``(model, tokenizer)`` pair to reuse (e.g. from
+            FlagEmbedding); otherwise loaded from ``config.model``.
+    """
+
+    def __init__(self, config: EncoderConfig | None = None, *, model: tuple[Any, Any] | None = None, **overrides: Any) -> None:
+        base = (config or EncoderConfig()).to_dict()
+        base.update(overrides)
+        self.config = EncoderConfig.from_mapping(base)
+        self.spec: ModelSpec = resolve_model(self.config.model)
+        self._model, self._tokenizer = model if model is not None else (None, None)
+        self._device: str | None = None
+        self._backend = None  # tokenizers.Tokenizer, no truncation, no specials
+
+    # -- facts -------------------------------------------------------------
+    @property
+    def window(self) -> int:
+        cap = self.spec.max_positions
+        wanted = self.config.window or self.spec.trained_length or cap
+        return int(min(wanted, cap))
+
+    @property
+    def overlap(self) -> int:
+        if self.config.overlap is not None:
+            return int(self.config.overlap)
+        return self.window // 4
+
+    @property
+    def dim(self) -> int:
+        self._load()
+        return int(self._model.config.hidden_size)
+
+    @property
+    def identity(self) -> Mapping[str, Any]:
+        cfg = self.config
+        return {
+            "name": self.spec.name,
+            "dim": self.dim,
+            "pooling": cfg.pooling,
+            "context": cfg.context,
+            "mix_weight": cfg.mix_weight if cfg.context == "mix" else None,
+            "window": self.window,
+            "overlap": self.overlap,
+            "query_instruction": self.query_instruction,
+        }
+
+    @property
+    def query_instruction(self) -> str:
+        if self.config.query_instruction is not None:
+            return self.config.query_instruction
+        return self.spec.query_instruction
+
+    @property
+    def device(self) -> str:
+        self._load()
+        assert self._device is not None
+        return self._device
+
+    def token_offsets(self, text: str) -> np.ndarray:
+        """``(n_tokens, 2) int64`` char offsets of the document's tokens (one pass)."""
+        self._load()
+        enc = self._backend.encode(text, add_special_tokens=False)
+        return np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2), np.asarray(enc.ids, dtype=np.int64)
+
+    # -- loading -----------------------------------------------------------
+    def _load(self) -> None:
+        if self._backend is not None:
+            return
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._device = resolve_device(self.config.device)
+        if self._model is None:
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.spec.path)
+                self._model = AutoModel.from_pretrained(self.spec.path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot load encoder '{self.spec.name}': {exc}. Give a local model directory, "
+                    "or the packaged default 'all-MiniLM-L6-v2'"
+                ) from exc
+        if not getattr(self._tokenizer, "is_fast", False):
+            raise ConfigError(f"encoder '{self.spec.name}' has no fast tokenizer; offsets need tokenizer.json")
+        use_fp16 = self.config.fp16 if self.config.fp16 is not None else self._device.startswith("cuda")
+        self._model.to(self._device)
+        if use_fp16:
+            self._model.half()
+        self._model.eval()
+        backend = self._tokenizer.backend_tokenizer.__class__.from_str(self._tokenizer.backend_tokenizer.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+        self._backend = backend
+        torch.set_grad_enabled(False)
+        self._prefix, self._suffix = self._special_ids()
+        self._landmark_id = self._landmark_token_id()
+
+    def _special_ids(self) -> tuple[list[int], list[int]]:
+        # Ask the tokenizer's own post-processor what it wraps a sequence in.
+        probe = "landmark"
+        bare = self._backend.encode(probe, add_special_tokens=False).ids
+        full = self._backend.encode(probe, add_special_tokens=True).ids
+        for cut in range(len(full) - len(bare) + 1):
+            if full[cut : cut + len(bare)] == bare:
+                return list(full[:cut]), list(full[cut + len(bare) :])
+        return [], []
+
+    def _landmark_token_id(self) -> int:
+        tok = self._tokenizer
+        name = self.config.landmark_token
+        if name is not None:
+            ids = tok.convert_tokens_to_ids([name])
+            if not ids or ids[0] is None or ids[0] == tok.unk_token_id:
+                raise ConfigError(f"landmark token '{name}' is not in the vocabulary of '{self.spec.name}'")
+            return int(ids[0])
+        for candidate in (tok.eos_token_id, tok.sep_token_id, tok.pad_token_id):
+            if candidate is not None:
+                return int(candidate)
+        raise ConfigError(f"'{self.spec.name}' has no EOS or SEP token; set landmark_token")
+
+    # -- queries -----------------------------------------------------------
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Encode queries alone (with the model's query instruction), mean pooled.
+
+        Returns:
+            ``(n, dim) float32``, L2-normalised.
+        """
+        self._load()
+        prefix = self.query_instruction
+        seqs = [self._backend.encode(prefix + q, add_special_tokens=False).ids for q in queries]
+        limit = self.window - len(self._prefix) - len(self._suffix)
+        seqs = [self._prefix + s[:limit] + self._suffix for s in seqs]
+        if self.config.pooling == "landmark":
+            seqs = [s[: len(s) - len(self._suffix)] + [self._landmark_id] + self._suffix for s in seqs]
+        pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
+        return _normalise(pooled)
+
+    # -- documents ---------------------------------------------------------
+    def encode_documents(
+        self, documents: Sequence[DocumentInput], *, show_progress: bool | None = None
+    ) -> list[np.ndarray]:
+        """Encode every sentence of every document in its context.
+
+        Args:
+            documents: ``(text, sentences)`` pairs; sentences are char ranges.
+            show_progress: tqdm bar (``None``: only on a terminal).
+
+        Returns:
+            Per document, ``(n_sentences, dim) float32``, L2-normalised.
+        """
+        self._load()
+        prepared = [self._prepare(text, sentences) for text, sentences in documents]
+        total_windows = sum(len(p["plan"].windows) for p in prepared)
+        out: list[np.ndarray] = []
+        contextual = self.config.context in ("window", "mix")
+        isolated = self.config.context in ("isolated", "mix")
+        ctx_vecs = self._encode_windows(prepared, show_progress, total_windows) if contextual else None
+        iso_vecs = self._encode_isolated(prepared) if isolated else None
+        w = self.config.mix_weight
+        for i in range(len(prepared)):
+            if contextual and isolated:
+                vec = w * _normalise(iso_vecs[i]) + (1 - w) * _normalise(ctx_vecs[i])
+            else:
+                vec = ctx_vecs[i] if contextual else iso_vecs[i]
+            out.append(_normalise(vec).astype(np.float32))
+        return out
+
+    def _prepare(self, text: str, sentences: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        offsets, ids = self.token_offsets(text)
+        sent = np.asarray(sentences, dtype=np.int64).reshape(-1, 2)
+        ranges = sentence_token_ranges(offsets, sent) if len(sent) else np.zeros((0, 2), np.int64)
+        landmark = self.config.pooling == "landmark"
+        if landmark and len(ranges):
+            # A landmark token after each sentence; sentence k's tokens shift by k.
+            shift = np.arange(len(ranges), dtype=np.int64)
+            ids = np.insert(ids, ranges[:, 1], self._landmark_id)
+            ranges = ranges + shift[:, None]
+            ranges[:, 1] += 1  # the sentence now ends with its landmark
+        length = self.window - len(self._prefix) - len(self._suffix)
+        overlap = min(self.overlap, length - 1)
+        plan = plan_windows(ranges, len(ids), length, overlap)
+        return {"ids": ids, "ranges": ranges, "plan": plan}
+
+    def _encode_windows(self, prepared: list[dict[str, Any]], show_progress: bool | None, total: int) -> list[np.ndarray]:
+        import torch
+        from tqdm.auto import tqdm
+
+        dim = self.dim
+        results = [np.zeros((len(p["ranges"]), dim), dtype=np.float32) for p in prepared]
+        jobs = [(d, w) for d, p in enumerate(prepared) for w in range(len(p["plan"].windows))]
+        jobs.sort(key=lambda job: -int(np.diff(prepared[job[0]]["plan"].windows[job[1]])[0]))
+        landmark = self.config.pooling == "landmark"
+        n_pre = len(self._prefix)
+        # Which sentences each window owns.
+        owners: dict[tuple[int, int], np.ndarray] = {}
+        for d, p in enumerate(prepared):
+            order = np.argsort(p["plan"].assignment, kind="stable")
+            bounds = np.searchsorted(p["plan"].assignment[order], np.arange(len(p["plan"].windows) + 1))
+            for w in range(len(p["plan"].windows)):
+                owners[(d, w)] = order[bounds[w] : bounds[w + 1]]
+        bar = tqdm(total=total, desc="encoding windows", unit="win", disable=_disable(show_progress))
+        start = 0
+        while start < len(jobs):
+            longest = int(np.diff(prepared[jobs[start][0]]["plan"].windows[jobs[start][1]])[0]) + n_pre + len(self._suffix)
+            per_batch = max(1, self.config.batch_tokens // max(longest, 1))
+            batch = jobs[start : start + per_batch]
+            start += len(batch)
+            seqs = []
+            for d, w in batch:
+                a, b = prepared[d]["plan"].windows[w]
+                seqs.append(self._prefix + prepared[d]["ids"][a:b].tolist() + self._suffix)
+            hidden = self._forward(seqs)  # (B, T, dim) float32 torch on device
+            for row, (d, w) in enumerate(batch):
+                sents = owners[(d, w)]
+                if len(sents) == 0:
+                    continue
+                a, b = prepared[d]["plan"].windows[w]
+                r = prepared[d]["ranges"][sents]
+                ts = np.clip(r[:, 0], a, b - 1) - a + n_pre
+                te = np.clip(r[:, 1], a + 1, b) - a + n_pre
+                h = hidden[row]
+                if landmark:
+                    vec = h[torch.as_tensor(te - 1, device=h.device)]
+                else:
+                    cs = torch.cat([torch.zeros_like(h[:1]), h.cumsum(0)], 0)
+                    ts_t = torch.as_tensor(ts, device=h.device)
+                    te_t = torch.as_tensor(te, device=h.device)
+                    vec = (cs[te_t] - cs[ts_t]) / (te_t - ts_t).unsqueeze(1).to(h.dtype)
+                results[d][sents] = vec.float().cpu().numpy()
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _encode_isolated(self, prepared: list[dict[str, Any]]) -> list[np.ndarray]:
+        limit = self.window - len(self._prefix) - len(self._suffix)
+        seqs, where = [], []
+        for d, p in enumerate(prepared):
+            for k, (ts, te) in enumerate(p["ranges"]):
+                body = p["ids"][ts:te].tolist()[:limit]
+                seqs.append(self._prefix + body + self._suffix)
+                where.append((d, k))
+        pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
+        results = [np.zeros((len(p["ranges"]), pooled.shape[1] if len(pooled) else self.dim), np.float32) for p in prepared]
+        for (d, k), vec in zip(where, pooled):
+            results[d][k] = vec
+        return results
+
+    def _run_isolated(self, seqs: list[list[int]], *, landmark: bool) -> np.ndarray:
+        """Mean-pool (or landmark-pool) short sequences, batched by length."""
+        import torch
+
+        if not seqs:
+            return np.zeros((0, self.dim), np.float32)
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        out = np.zeros((len(seqs), self.dim), np.float32)
+        start = 0
+        while start < len(order):
+            per_batch = max(1, self.config.batch_tokens // max(len(seqs[order[start]]), 1))
+            idx = order[start : start + per_batch]
+            start += len(idx)
+            batch = [seqs[i] for i in idx]
+            hidden = self._forward(batch)
+            lengths = torch.as_tensor([len(s) for s in batch], device=hidden.device)
+            if landmark:
+                pos = lengths - 1 - len(self._suffix)
+                vec = hidden[torch.arange(len(batch), device=hidden.device), pos]
+            else:
+                mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).to(hidden.dtype)
+                vec = (hidden * mask.unsqueeze(2)).sum(1) / lengths.unsqueeze(1).to(hidden.dtype)
+            out[idx] = vec.float().cpu().numpy()
+        return out
+
+    def _forward(self, seqs: list[list[int]]):  # -> torch.Tensor (B, T, dim)
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self._tokenizer.pad_token_id or 0
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
+        with torch.inference_mode():
+            out = self._model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device))
+        return out.last_hidden_state
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _disable(show_progress: bool | None) -> bool | None:
+    return None if show_progress is None else not show_progress
