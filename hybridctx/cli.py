@@ -1,0 +1,192 @@
+"""The ``hybridctx`` command line: argument parsing and output, nothing else.
+
+Why thin: every verb is one call into the library (``HybridContext``), so the
+CLI, the Python API and the integrations behave the same. User errors print one
+line on stderr and exit 2; internal errors exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from hybridctx.errors import HybridCtxError, InputError
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybridctx",
+        description="Chunk-free landmark retrieval, exact-budget packing and cost routing for long documents.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("index", help="index documents into a landmark index directory")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files (.txt .md .html .pdf .jsonl) or directories")
+    p.add_argument("--index", required=True, metavar="DIR", help="index directory (created or updated)")
+    p.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
+                   help="encoder model: packaged default 'all-MiniLM-L6-v2', a local directory or a hub id")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the encoder runs")
+    p.add_argument("--kind", default=None, metavar="FACTORY",
+                   help="FAISS index kind: Flat (exact, default), HNSW32, IVF1024,PQ32, ...")
+    p.add_argument("--pooling", default=None, choices=["mean", "landmark"], help="landmark vector pooling")
+    p.add_argument("--context", default=None, choices=["window", "isolated", "mix"],
+                   help="read sentences in context (window), alone, or both mixed")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files or lines with a warning")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("retrieve", help="retrieve and pack spans for a query within a token budget")
+    p.add_argument("query", nargs="?", metavar="QUERY")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--budget", required=True, type=int, metavar="N", help="token budget of the packed context")
+    p.add_argument("--tokenizer", default="cl100k_base", metavar="NAME",
+                   help="cl100k_base, o200k_base, or a tokenizer.json / model directory")
+    p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
+    p.add_argument("--queries", metavar="FILE.jsonl", help='batch: lines of {"id", "query", "doc_ids"?}')
+    p.add_argument("--mode", default=None, choices=["hybrid", "dense", "lexical"], help="search mode")
+    p.add_argument("--order", default="document", choices=["document", "relevance", "edges"], help="span layout")
+    p.add_argument("--json", action="store_true", help="print JSON (one line per query)")
+
+    p = sub.add_parser("info", help="describe an index")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("delete", help="delete documents from an index")
+    p.add_argument("doc_ids", nargs="+", metavar="ID")
+    p.add_argument("--index", required=True, metavar="DIR")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return int(exc.code or 0)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    _configure_logging(args.verbose)
+    try:
+        return _COMMANDS[args.verb](args)
+    except HybridCtxError as exc:
+        code = 2 if isinstance(exc, (ValueError, FileNotFoundError, ImportError)) or _is_user_error(exc) else 1
+        print(f"hybridctx {args.verb}: error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("hybridctx: interrupted", file=sys.stderr)
+        return 130
+
+
+def _is_user_error(exc: HybridCtxError) -> bool:
+    from hybridctx.errors import IndexStoreError
+
+    return isinstance(exc, (InputError, IndexStoreError))
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from hybridctx.facade import HybridContext
+
+    encoder: dict[str, Any] = {"device": args.device}
+    if args.encoder:
+        encoder["model"] = args.encoder
+    if args.pooling:
+        encoder["pooling"] = args.pooling
+    if args.context:
+        encoder["context"] = args.context
+    report = HybridContext.build(
+        args.paths, args.index, encoder=encoder, kind=args.kind, skip_bad=args.skip_bad,
+        show_progress=False if args.no_progress else None,
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(report.summary())
+    return 0
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from hybridctx.facade import HybridContext
+
+    if (args.query is None) == (args.queries is None):
+        raise InputError("give either a QUERY or --queries FILE.jsonl, not both and not neither")
+    hc = HybridContext.open(args.index)
+    for item in _queries(args):
+        packed = hc.retrieve(
+            item["query"], budget=args.budget, tokenizer=args.tokenizer,
+            doc_ids=item.get("doc_ids") or args.doc_ids, mode=args.mode, order=args.order, query_id=item.get("id"),
+        )
+        if args.json:
+            print(json.dumps(packed.to_json(), ensure_ascii=False), flush=True)
+        else:
+            head = f"# {item.get('id') + ': ' if item.get('id') else ''}{item['query']}"
+            print(f"{head}\n# {packed.tokens}/{packed.budget} tokens ({packed.tokenizer}), {len(packed.spans)} spans\n")
+            print(packed.context, end="\n\n")
+    return 0
+
+
+def _queries(args: argparse.Namespace):
+    if args.query is not None:
+        yield {"query": args.query}
+        return
+    path = Path(args.queries)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read queries file '{path}': {exc}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("query"), str) or not item["query"].strip():
+            raise InputError(f'{path}:{number}: each line must be {{"id": ..., "query": "..."}} with a non-empty query')
+        doc_ids = item.get("doc_ids")
+        if doc_ids is not None and (not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids)):
+            raise InputError(f"{path}:{number}: doc_ids must be a list of strings")
+        if "id" in item and not isinstance(item["id"], str):
+            item["id"] = str(item["id"])
+        yield item
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from hybridctx.facade import HybridContext
+
+    info = HybridContext.describe(args.index)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from hybridctx.facade import HybridContext
+
+    removed = HybridContext.delete(args.index, args.doc_ids)
+    print(f"deleted {removed} document(s) from {args.index}")
+    return 0
+
+
+_COMMANDS = {"index": _cmd_index, "retrieve": _cmd_retrieve, "info": _cmd_info, "delete": _cmd_delete}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Growing landmark hits into spans of whole sentences.
+
+Why: a landmark is the *end* of the evidence it stands for. The vector finds
+the place; the span carries the evidence. A hit therefore grows mostly
+backwards, stays inside its paragraph, and overlapping or adjacent spans merge
+so that no sentence is packed twice. A span's score comes from the hits
+inside it: its best hit, plus a small share of the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hybridctx.errors import ConfigError
+from hybridctx.packing import SpanCandidate
+
+__all__ = ["GrowthRule", "SentenceTable", "grow_spans"]
+
+
+@dataclass(frozen=True)
+class SentenceTable:
+    """One document's sentences: ``(n,) int64`` arrays, in order."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    paragraphs: np.ndarray
+
+
+@dataclass(frozen=True)
+class GrowthRule:
+    """How far a hit grows.
+
+    Attributes:
+        back: sentences added before the hit.
+        forward: sentences added after it.
+        within_paragraph: never cross a paragraph break.
+        support: share of the other hits' scores a merged span adds to its best.
+    """
+
+    back: int = 3
+    forward: int = 1
+    within_paragraph: bool = True
+    support: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.back < 0 or self.forward < 0:
+            raise ConfigError(f"span growth back={self.back}, forward={self.forward} must be >= 0")
+        if not 0 <= self.support <= 1:
+            raise ConfigError(f"span support {self.support} must be between 0 and 1")
+
+
+def grow_spans(
+    hits: Sequence[tuple[str, int, float]],
+    sentences_of: Callable[[str], SentenceTable],
+    rule: GrowthRule = GrowthRule(),
+) -> list[SpanCandidate]:
+    """Grow hits into merged, scored span candidates.
+
+    Args:
+        hits: ``(doc_id, sentence ordinal, score)``, any order.
+        sentences_of: the sentence table of a document.
+        rule: growth and scoring rule.
+
+    Returns:
+        Candidates, best first; each covers consecutive whole sentences and
+        carries its anchor (the best hit) and per-sentence scores for trimming.
+    """
+    by_doc: dict[str, list[tuple[int, float]]] = {}
+    for doc_id, ordinal, score in hits:
+        by_doc.setdefault(doc_id, []).append((int(ordinal), float(score)))
+    out: list[SpanCandidate] = []
+    for doc_id, doc_hits in by_doc.items():
+        table = sentences_of(doc_id)
+        out.extend(_grow_doc(doc_id, doc_hits, table, rule))
+    out.sort(key=lambda c: (-c.score, c.doc_id, c.sentences[0][0]))
+    return out
+
+
+def _grow_doc(doc_id: str, hits: list[tuple[int, float]], table: SentenceTable, rule: GrowthRule) -> list[SpanCandidate]:
+    n = len(table.starts)
+    best: dict[int, float] = {}
+    for ordinal, score in hits:
+        if 0 <= ordinal < n:
+            best[ordinal] = max(score, best.get(ordinal, float("-inf")))
+    intervals = []
+    for ordinal, score in best.items():
+        lo, hi = max(0, ordinal - rule.back), min(n - 1, ordinal + rule.forward)
+        if rule.within_paragraph:
+            para = table.paragraphs[ordinal]
+            while table.paragraphs[lo] != para:
+                lo += 1
+            while table.paragraphs[hi] != para:
+                hi -= 1
+        intervals.append((lo, hi))
+    intervals.sort()
+    merged: list[list[int]] = []
+    for lo, hi in intervals:
+        if merged and lo <= merged[-1][1] + 1 and (not rule.within_paragraph or table.paragraphs[lo] == table.paragraphs[merged[-1][1]]):
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out = []
+    for lo, hi in merged:
+        inside = sorted(((o, s) for o, s in best.items() if lo <= o <= hi), key=lambda x: -x[1])
+        top_ordinal, top = inside[0]
+        score = top + rule.support * sum(s for _, s in inside[1:])
+        sentence_scores = _sentence_scores(lo, hi, inside)
+        out.append(
+            SpanCandidate(
+                doc_id=doc_id,
+                score=score,
+                sentences=tuple((int(table.starts[k]), int(table.ends[k])) for k in range(lo, hi + 1)),
+                anchor=top_ordinal - lo,
+                sentence_scores=sentence_scores,
+                first_sentence=lo,
+            )
+        )
+    return out
+
+
+def _sentence_scores(lo: int, hi: int, inside: list[tuple[int, float]]) -> tuple[float, ...]:
+    # A hit lends its score to the sentences before it (the evidence it ends),
+    # fading with distance; sentences after it get a smaller share.
+    scores = np.zeros(hi - lo + 1)
+    for ordinal, score in inside:
+        pos = ordinal - lo
+        for k in range(len(scores)):
+            dist = pos - k
+            share = 0.8 ** dist if dist >= 0 else 0.5 ** (-dist)
+            scores[k] = max(scores[k], score * share)
+    return tuple(float(s) for s in scores)
