@@ -1,0 +1,47 @@
+"""Test-session set-up: offline hubs, no telemetry, one encoder per session."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any library that reads them is imported: nothing may reach a hub.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}.items():
+    os.environ.setdefault(_key, _value)
+for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):
+    os.environ.pop(_key, None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SAMPLES = Path(__file__).resolve().parents[1] / "hybridctx" / "samples"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The real packaged encoder (all-MiniLM-L6-v2), loaded once."""
+    from hybridctx.embeddings import WindowedLandmarkEncoder
+
+    enc = WindowedLandmarkEncoder(device="cpu")
+    enc.dim  # load now, once
+    return enc
+
+
+@pytest.fixture(scope="session")
+def alice_text() -> str:
+    return (SAMPLES / "alice_in_wonderland.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
