@@ -95,6 +95,21 @@ class WindowedLandmarkEncoder:
         enc = self._backend.encode(text, add_special_tokens=False)
         return np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2), np.asarray(enc.ids, dtype=np.int64)
 
+    def readable_ratio(self, text: str) -> float:
+        """Share of the non-space characters the tokenizer maps to known tokens.
+
+        Why: an English-only vocabulary turns Chinese into ``[UNK]``; a query
+        the model cannot read should not steer retrieval.
+        """
+        self._load()
+        enc = self._backend.encode(text, add_special_tokens=False)
+        total = sum(1 for ch in text if not ch.isspace())
+        if total == 0:
+            return 1.0
+        unk = self._tokenizer.unk_token_id
+        unknown = sum(b - a for tid, (a, b) in zip(enc.ids, enc.offsets) if unk is not None and tid == unk)
+        return max(0.0, 1.0 - unknown / total)
+
     # -- loading -----------------------------------------------------------
     def _load(self) -> None:
         if self._backend is not None:

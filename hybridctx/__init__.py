@@ -1,0 +1,1 @@
+"""hybridctx: chunk-free landmark retrieval, exact-budget packing and cost routing."""

@@ -1,0 +1,157 @@
+"""``HybridContext``: the one object most users touch.
+
+Why a facade: it composes the encoder, the landmark store and the retriever
+that the index was built with, so a user opens an index and asks questions
+without wiring parts. It holds no retrieval logic of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hybridctx.datatypes import PackedContext
+from hybridctx.indexing import IndexReport, build_index
+from hybridctx.retrieval import RetrievalConfig, Retriever, SearchMode
+
+__all__ = ["HybridContext"]
+
+logger = logging.getLogger(__name__)
+
+_IDENTITY_TO_CONFIG = ("pooling", "context", "mix_weight", "window", "overlap", "query_instruction")
+
+
+class HybridContext:
+    """An opened landmark index, ready to retrieve.
+
+    Use :meth:`build` to index documents and :meth:`open` to load an index.
+    """
+
+    def __init__(self, store: Any, encoder: Any, config: RetrievalConfig | None = None, path: str | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.path = path
+        self.retriever = Retriever(store, encoder, config)
+
+    # -- building --------------------------------------------------------
+    @staticmethod
+    def build(
+        paths: str | Path | Sequence[str | Path],
+        index_dir: str | Path,
+        *,
+        encoder: Mapping[str, Any] | Any | None = None,
+        kind: str | None = None,
+        skip_bad: bool = False,
+        show_progress: bool | None = None,
+    ) -> IndexReport:
+        """Index files (``.txt .md .html .pdf .jsonl`` or directories) into ``index_dir``.
+
+        Re-indexing adds new documents, replaces changed ones and skips
+        unchanged ones. An existing index keeps its own encoder settings unless
+        ``encoder`` names others (a mismatch is refused).
+
+        Args:
+            paths: files or directories.
+            index_dir: the index directory.
+            encoder: encoder settings (see ``EncoderConfig``) or an encoder object.
+            kind: FAISS factory string for a new index (default ``Flat``).
+            skip_bad: skip bad files/lines with a warning instead of failing.
+            show_progress: progress bar (``None``: on a terminal).
+        """
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        enc = _encoder_for(index_dir, encoder)
+        return build_index(list(paths), index_dir, encoder=enc, kind=kind, skip_bad=skip_bad, show_progress=show_progress)
+
+    # -- opening ---------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: str | Path, *, config: RetrievalConfig | None = None, device: str = "auto", verify: bool = True) -> "HybridContext":
+        """Load an index and the encoder it was built with.
+
+        Raises:
+            IndexNotFoundError, IndexCorruptError, IndexVersionError: the index is unusable.
+        """
+        from hybridctx.indexers import LandmarkStore, read_manifest
+
+        manifest = read_manifest(index_dir, verify=verify)
+        encoder = _encoder_from_identity(manifest.get("encoder") or {}, device)
+        store = LandmarkStore.load(index_dir, verify=False)
+        return cls(store, encoder, config, str(index_dir))
+
+    @staticmethod
+    def describe(index_dir: str | Path) -> dict[str, Any]:
+        """The manifest facts of an index (checked), for ``hybridctx info``."""
+        from hybridctx.indexers import read_manifest
+
+        manifest = read_manifest(index_dir, verify=True)
+        return {
+            "index": str(index_dir),
+            "format": f"{manifest.get('format')} v{manifest.get('format_version')}",
+            "library_version": manifest.get("library_version"),
+            "created": manifest.get("created"),
+            "encoder": manifest.get("encoder"),
+            "vectors": manifest.get("index"),
+            "counts": manifest.get("counts"),
+            "lexical": manifest.get("lexical"),
+            "files": {name: meta.get("bytes") for name, meta in (manifest.get("files") or {}).items()},
+        }
+
+    @staticmethod
+    def delete(index_dir: str | Path, doc_ids: Sequence[str]) -> int:
+        """Delete documents from an index (saved atomically); returns how many existed."""
+        from hybridctx.errors import InputError
+        from hybridctx.indexers import LandmarkStore
+
+        store = LandmarkStore.load(index_dir)
+        missing = [d for d in doc_ids if not store.has_document(d)]
+        if missing:
+            raise InputError(f"no document {missing[0]!r} in the index at '{index_dir}'; nothing was deleted")
+        for doc_id in doc_ids:
+            store.delete_document(doc_id)
+        store.save(index_dir)
+        return len(doc_ids)
+
+    # -- retrieval -------------------------------------------------------
+    def retrieve(
+        self,
+        query: str,
+        budget: int,
+        *,
+        tokenizer: str = "cl100k_base",
+        doc_ids: Sequence[str] | None = None,
+        mode: SearchMode | None = None,
+        order: str | None = None,
+        reserve: int = 0,
+        query_id: str | None = None,
+    ) -> PackedContext:
+        """Retrieve and pack spans for ``query``; see :meth:`Retriever.retrieve`."""
+        return self.retriever.retrieve(
+            query, budget, tokenizer=tokenizer, doc_ids=doc_ids, mode=mode, order=order,  # type: ignore[arg-type]
+            reserve=reserve, query_id=query_id,
+        )
+
+
+def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None) -> Any:
+    from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+
+    if encoder is not None and not isinstance(encoder, Mapping):
+        return encoder
+    settings = dict(encoder or {})
+    manifest_path = Path(index_dir) / "manifest.json"
+    if manifest_path.exists() and "model" not in settings:
+        from hybridctx.indexers import read_manifest
+
+        identity = read_manifest(index_dir, verify=False).get("encoder") or {}
+        return _encoder_from_identity(identity, settings.get("device", "auto"))
+    return WindowedLandmarkEncoder(EncoderConfig.from_mapping(settings))
+
+
+def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> Any:
+    from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+
+    values: dict[str, Any] = {"model": identity.get("name", "all-MiniLM-L6-v2"), "device": device}
+    for key in _IDENTITY_TO_CONFIG:
+        if identity.get(key) is not None:
+            values[key] = identity[key]
+    return WindowedLandmarkEncoder(EncoderConfig.from_mapping(values))

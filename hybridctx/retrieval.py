@@ -1,0 +1,173 @@
+"""Query → landmark hits (dense, lexical, fused) → spans → packed context.
+
+Why one module: this is the hot path of every question, and its stages are
+timed together so ``retrieve --json`` can report where the milliseconds went.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from hybridctx.datatypes import PackedContext
+from hybridctx.errors import ConfigError
+from hybridctx.fusion import reciprocal_rank_fusion
+from hybridctx.packing import PackOrder, SpanCandidate, pack
+from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
+from hybridctx.tokens import get_counter
+
+__all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
+
+logger = logging.getLogger(__name__)
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How hits are found, grown and packed.
+
+    Attributes:
+        mode: ``hybrid`` (dense + BM25 fused), ``dense`` or ``lexical``.
+        candidates: hits taken from each search before fusion.
+        rrf_k: reciprocal-rank-fusion damping constant.
+        dense_weight: weight of the dense ranking in fusion.
+        lexical_weight: weight of the BM25 ranking in fusion.
+        unreadable_query_ratio: when more than this share of a query's
+            characters are outside what the encoder can read (e.g. Chinese
+            for an English-only model), the dense ranking is dropped.
+        growth: how a hit grows into a span.
+        order: layout of packed spans.
+        markers: a source marker line before each span.
+    """
+
+    mode: SearchMode = "hybrid"
+    candidates: int = 100
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    unreadable_query_ratio: float = 0.5
+    growth: GrowthRule = field(default_factory=GrowthRule)
+    order: PackOrder = "document"
+    markers: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("hybrid", "dense", "lexical"):
+            raise ConfigError(f"mode '{self.mode}' is not one of hybrid, dense, lexical")
+        if self.candidates < 1:
+            raise ConfigError(f"candidates {self.candidates} must be >= 1")
+        if self.order not in ("document", "relevance", "edges"):
+            raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
+
+
+class Retriever:
+    """Searches a landmark store and packs what it finds.
+
+    Args:
+        store: a :class:`~hybridctx.indexers.LandmarkStore` (or anything with its
+            search and table methods).
+        encoder: the encoder the store was built with (queries only).
+        config: retrieval settings.
+    """
+
+    def __init__(self, store: Any, encoder: Any, config: RetrievalConfig | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.config = config or RetrievalConfig()
+        self._tables: dict[str, SentenceTable] = {}
+
+    def candidates(
+        self, query: str, doc_ids: Sequence[str] | None = None, *, mode: SearchMode | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[SpanCandidate]:
+        """Scored span candidates for a query, best first."""
+        cfg = self.config if mode is None else replace(self.config, mode=mode)
+        timings = {} if timings is None else timings
+        rankings, weights = [], []
+        if cfg.mode in ("hybrid", "dense") and not (cfg.mode == "hybrid" and self._unreadable(query, cfg)):
+            t = time.perf_counter()
+            qvec = self.encoder.encode_queries([query])
+            timings["encode_query"] = _ms(t)
+            t = time.perf_counter()
+            _, rows = self.store.search_dense(qvec, cfg.candidates, doc_ids)
+            timings["dense_search"] = _ms(t)
+            rankings.append(rows[0])
+            weights.append(cfg.dense_weight)
+        if cfg.mode in ("hybrid", "lexical"):
+            t = time.perf_counter()
+            _, rows = self.store.search_lexical(query, cfg.candidates, doc_ids)
+            timings["lexical_search"] = _ms(t)
+            rankings.append(rows)
+            weights.append(cfg.lexical_weight)
+        t = time.perf_counter()
+        rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
+        if len(rows) == 0:
+            timings["spans"] = _ms(t)
+            return []
+        marks = self.store.landmarks_for_rows(rows)
+        hits = [(str(d), int(o), float(s)) for d, o, s in zip(marks.doc_ids, marks.ordinals, scores)]
+        spans = grow_spans(hits, self._sentence_table, cfg.growth)
+        timings["spans"] = _ms(t)
+        return spans
+
+    def retrieve(
+        self,
+        query: str,
+        budget: int,
+        *,
+        tokenizer: str = "cl100k_base",
+        doc_ids: Sequence[str] | None = None,
+        mode: SearchMode | None = None,
+        order: PackOrder | None = None,
+        reserve: int = 0,
+        query_id: str | None = None,
+    ) -> PackedContext:
+        """Retrieve and pack spans for ``query`` into ``budget`` tokens.
+
+        Args:
+            query: the question.
+            budget: tokens the rendered context may take (in ``tokenizer``).
+            tokenizer: ``cl100k_base``, ``o200k_base`` or a tokenizer.json path.
+            doc_ids: restrict the search to these documents.
+            mode: override the configured search mode.
+            order: override the configured layout.
+            reserve: tokens kept free inside the budget (prompt, answer).
+            query_id: echoed in the result (batch queries).
+        """
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        counter = get_counter(tokenizer)
+        found = self.candidates(query, doc_ids, mode=mode, timings=timings)
+        t = time.perf_counter()
+        packed = pack(
+            found, self.store.text, budget, counter, query=query, order=order or self.config.order,
+            reserve=reserve, markers=self.config.markers,
+        )
+        timings["pack"] = _ms(t)
+        timings["total"] = _ms(started)
+        logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, budget, query)
+        return replace(packed, timings_ms=timings, query_id=query_id)
+
+    def _sentence_table(self, doc_id: str) -> SentenceTable:
+        table = self._tables.get(doc_id)
+        if table is None:
+            marks = self.store.landmarks_of(doc_id)
+            table = SentenceTable(marks.starts, marks.ends, marks.paragraphs)
+            if len(self._tables) > 4096:
+                self._tables.clear()
+            self._tables[doc_id] = table
+        return table
+
+    def _unreadable(self, query: str, cfg: RetrievalConfig) -> bool:
+        readable = getattr(self.encoder, "readable_ratio", None)
+        if readable is None:
+            return False
+        return (1.0 - readable(query)) > cfg.unreadable_query_ratio
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
