@@ -96,6 +96,7 @@ def _is_user_error(exc: HybridCtxError) -> bool:
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("bm25s").setLevel(max(level, logging.WARNING))
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
