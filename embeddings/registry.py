@@ -77,4 +77,4 @@ def _flag_encoder(cfg: EncoderConfig) -> Any:
         instruction = getattr(flag, "query_instruction_for_retrieval", None) or ""
     values = cfg.to_dict()
     values["query_instruction"] = instruction
-    return WindowedLandmarkEncoder(EncoderConfig(**values), model=(flag.model, flag.tokenizer))
+    return WindowedLandmarkEncoder(EncoderConfig(**values), loaded=(flag.model, flag.tokenizer))

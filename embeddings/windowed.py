@@ -11,7 +11,8 @@ landmark token inserted after it (BGE Landmark Embedding style).
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -32,16 +33,17 @@ class WindowedLandmarkEncoder:
 
     Args:
         config: encoder settings; keyword overrides replace its fields.
-        model: an already-loaded ``(model, tokenizer)`` pair to reuse (e.g. from
+        loaded: an already-loaded ``(model, tokenizer)`` pair to reuse (e.g. from
             FlagEmbedding); otherwise loaded from ``config.model``.
+        overrides: ``EncoderConfig`` fields replacing the config's.
     """
 
-    def __init__(self, config: EncoderConfig | None = None, *, model: tuple[Any, Any] | None = None, **overrides: Any) -> None:
+    def __init__(self, config: EncoderConfig | None = None, *, loaded: tuple[Any, Any] | None = None, **overrides: Any) -> None:
         base = (config or EncoderConfig()).to_dict()
         base.update(overrides)
         self.config = EncoderConfig.from_mapping(base)
         self.spec: ModelSpec = resolve_model(self.config.model)
-        self._model, self._tokenizer = model if model is not None else (None, None)
+        self._model, self._tokenizer = loaded if loaded is not None else (None, None)
         self._device: str | None = None
         self._backend = None  # tokenizers.Tokenizer, no truncation, no specials
 
@@ -120,8 +122,9 @@ class WindowedLandmarkEncoder:
         self._device = resolve_device(self.config.device)
         if self._model is None:
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.spec.path)
-                self._model = AutoModel.from_pretrained(self.spec.path)
+                with _quiet_transformers():
+                    self._tokenizer = AutoTokenizer.from_pretrained(self.spec.path)
+                    self._model = AutoModel.from_pretrained(self.spec.path)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot load encoder '{self.spec.name}': {exc}. Give a local model directory, "
@@ -330,6 +333,20 @@ class WindowedLandmarkEncoder:
         with torch.inference_mode():
             out = self._model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device))
         return out.last_hidden_state
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' weight-loading bar (our own bars report progress), then restore it."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

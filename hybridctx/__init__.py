@@ -1,1 +1,94 @@
-"""hybridctx: chunk-free landmark retrieval, exact-budget packing and cost routing."""
+"""hybridctx: chunk-free landmark retrieval, exact-budget packing and cost routing.
+
+Importing this package loads only the standard library and numpy; torch,
+faiss and transformers load on first use of the names that need them.
+
+    from hybridctx import HybridContext
+    HybridContext.build(["book.txt"], "book.idx")
+    packed = HybridContext.open("book.idx").retrieve("Who is the Hatter?", budget=1000)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hybridctx.datatypes import Document, Landmark, PackedContext, Span
+from hybridctx.errors import (
+    BudgetError,
+    ConfigError,
+    HybridCtxError,
+    IndexStoreError,
+    InputError,
+    MissingDependencyError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BudgetError",
+    "ConfigError",
+    "Document",
+    "EncoderConfig",
+    "GrowthRule",
+    "HybridContext",
+    "HybridCtxError",
+    "IndexReport",
+    "IndexStoreError",
+    "InputError",
+    "Landmark",
+    "MissingDependencyError",
+    "PackedContext",
+    "RetrievalConfig",
+    "Retriever",
+    "Span",
+    "SpanCandidate",
+    "WindowedLandmarkEncoder",
+    "get_counter",
+    "load_documents",
+    "pack",
+    "split_sentences",
+]
+
+_LAZY = {
+    "EncoderConfig": "hybridctx.embeddings.config",
+    "GrowthRule": "hybridctx.spans",
+    "HybridContext": "hybridctx.facade",
+    "IndexReport": "hybridctx.indexing",
+    "RetrievalConfig": "hybridctx.retrieval",
+    "Retriever": "hybridctx.retrieval",
+    "SpanCandidate": "hybridctx.packing",
+    "WindowedLandmarkEncoder": "hybridctx.embeddings.windowed",
+    "get_counter": "hybridctx.tokens",
+    "load_documents": "hybridctx.documents",
+    "pack": "hybridctx.packing",
+    "split_sentences": "hybridctx.segmentation",
+}
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hybridctx.documents import load_documents
+    from hybridctx.embeddings.config import EncoderConfig
+    from hybridctx.embeddings.windowed import WindowedLandmarkEncoder
+    from hybridctx.facade import HybridContext
+    from hybridctx.indexing import IndexReport
+    from hybridctx.packing import SpanCandidate, pack
+    from hybridctx.retrieval import RetrievalConfig, Retriever
+    from hybridctx.segmentation import split_sentences
+    from hybridctx.spans import GrowthRule
+    from hybridctx.tokens import get_counter
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hybridctx' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
