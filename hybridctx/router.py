@@ -1,0 +1,559 @@
+"""Routing by cost: full context or retrieval, per question, and why.
+
+Why: sending the whole corpus is faithful but its cost, latency and KV memory
+grow with every token and the window still ends; retrieval is cheap but cannot
+answer a question about the whole corpus from a few spans. The router puts
+numbers on both for one model profile, applies the user's limits, and says
+which mode it picks in a sentence with those numbers. After a retrieval answer
+that says it cannot answer, `Router.escalate` takes the Self-Route step: full
+context if it fits the limits, else retrieval at a larger budget.
+
+Estimates, for ``n`` input tokens and ``m`` output tokens (`estimate`)::
+
+    usd       = n * usd_per_m_input / 1e6 + m * usd_per_m_output / 1e6
+                + (prefill_s + decode_s) * usd_per_gpu_hour / 3600
+    prefill_s = (2 * params * n + 2 * layers * n**2 * hidden) / (peak_flops * flops_efficiency)
+                or, when prefill_tps is given, n / prefill_tps * (1 + layers * n * hidden / params)
+    decode_s  = m / decode_tps
+                or m * (weights_bytes + kv_bytes_per_token * n) / (memory_bandwidth * bandwidth_efficiency)
+    latency_s = api_latency_s + prefill_s + decode_s
+    kv_gib    = kv_bytes_per_token * (n + m) / 2**30
+
+``2 * params * n`` is the matrix-multiply work of a forward pass;
+``2 * layers * n**2 * hidden`` is attention: Q·Kᵀ and A·V cost ``2 * n**2 * hidden``
+each per layer, and the causal mask halves their sum. With a measured
+``prefill_tps`` (a short-prompt figure), the same ratio of attention to linear
+work, ``layers * n * hidden / params``, stretches it at long inputs. Decode
+reads the weights and the whole KV cache once per generated token, so it is
+bound by memory bandwidth. Retrieval's own search time (milliseconds) is not
+counted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from hybridctx.errors import ConfigError
+from hybridctx.profiles import ModelProfile, get_profile
+
+__all__ = [
+    "Estimate",
+    "RouteDecision",
+    "RouteLimits",
+    "RouteMode",
+    "Router",
+    "detect_intent",
+    "estimate",
+    "is_unanswerable",
+]
+
+logger = logging.getLogger(__name__)
+
+RouteMode = Literal["full", "retrieval"]
+_GIB = 2**30
+
+# Whole-corpus intent: the first matching label wins. Bare "all" or 比较
+# ("rather", as in 比较好) are too common in local questions to count alone.
+_INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("summarise", re.compile(
+        r"\bsummar(?:i[sz]e|i[sz]ing|y|ies)\b|\btl;?dr\b|\boverview\b|\bgist\b|\boutline\b"
+        r"|总结|概括|概述|摘要|归纳|综述|梗概|大意", re.I)),
+    ("list-all", re.compile(
+        r"\blist (?:all|every|each)\b|\benumerate\b|\bhow many times\b"
+        r"|\b(?:all|every) (?:the )?(?:chapters?|characters?|mentions?|occurrences?|instances?"
+        r"|places?|people|names?|events?|sections?|times)\b"
+        r"|列出(?:所有|全部|每)|列举|所有的?(?:人物|角色|章节|事件|地点|名字)|一共|总共|多少次", re.I)),
+    ("compare", re.compile(
+        r"\b(?:compar(?:e|es|ing|ison)|contrast(?:s|ing)?)\b.{0,40}?"
+        r"\b(?:chapters?|sections?|parts?|documents?|books?|versions?|across|each|every|all)\b"
+        r"|\bacross (?:the )?(?:whole|entire|all|chapters|documents|sections)\b"
+        r"|对比|异同|比较(?:一下)?(?:第|各|所有|全部|前后|不同)|(?:和|与|跟).{1,20}(?:比较|相比)", re.I)),
+    ("whole-corpus", re.compile(
+        r"\boverall\b|\bthroughout\b|\bmain (?:themes?|points|ideas|arguments?)\b"
+        r"|\b(?:whole|entire|full) (?:book|document|text|story|novel|report|contract|paper|corpus"
+        r"|transcript|conversation|thing)\b|\bfrom (?:start|beginning) to (?:end|finish)\b"
+        r"|全文|全书|整本|整篇|整个(?:文档|故事|小说|报告|合同|对话)|通篇|贯穿|自始至终|从头到尾"
+        r"|总体|整体|主旨|中心思想", re.I)),
+)
+
+_UNANSWERABLE = re.compile(
+    r"\b(?:cannot|can ?not|can't|unable to) (?:be )?(?:answer|answered|determine|determined|find|tell|say)\b"
+    r"|\bnot (?:enough|sufficient) (?:information|context)\b|\binsufficient (?:information|context)\b"
+    r"|\b(?:does not|doesn't|do not|don't) (?:mention|contain|say|provide|specify|include|state)\b"
+    r"|\bno (?:information|mention)\b|\bnot (?:mentioned|provided|specified|stated|given|found)\b"
+    r"|\bunanswerable\b|\bI don't know\b|\bI do not know\b"
+    r"|无法回答|无法确定|无法判断|不能回答|没有提到|没有提及|未提及|未提到|信息不足|没有相关信息|无从得知|文中没有",
+    re.I,
+)
+
+
+def detect_intent(query: str) -> str | None:
+    """Label of a whole-corpus intent in the question, or ``None``.
+
+    Labels: ``summarise``, ``list-all``, ``compare``, ``whole-corpus``
+    (English and Chinese phrasings, e.g. "summarise", "list every",
+    "compare the chapters", "overall", 总结, 列出所有, 对比, 全文).
+    """
+    for label, pattern in _INTENT_PATTERNS:
+        if pattern.search(query):
+            return label
+    return None
+
+
+def is_unanswerable(answer: str) -> bool:
+    """Whether a model's answer says it cannot answer from the context (the Self-Route signal)."""
+    return bool(_UNANSWERABLE.search(answer))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What one request would cost on one profile.
+
+    Attributes:
+        tokens: input plus output tokens (what must fit the window).
+        usd: money for the request (token prices plus GPU time).
+        latency_s: seconds to the end of the answer.
+        prefill_s: seconds spent reading the input.
+        decode_s: seconds spent generating the answer.
+        kv_gib: KV cache at the end of the answer, in GiB (0 when the profile
+            does not know its KV size, as for hosted APIs).
+        fits_window: ``tokens`` is within the model window.
+        fits_memory: weights, overhead and KV cache fit the profile's memory.
+        input_tokens: tokens sent (context, prompt and question).
+        output_tokens: tokens generated.
+    """
+
+    tokens: int
+    usd: float
+    latency_s: float
+    prefill_s: float
+    decode_s: float
+    kv_gib: float
+    fits_window: bool
+    fits_memory: bool
+    input_tokens: int
+    output_tokens: int
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"estimate field {f.name} is {value}; it must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict; money to 1e-6 USD, seconds to ms, GiB to 1e-4."""
+        return {
+            "tokens": self.tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "usd": round(self.usd, 6),
+            "latency_s": round(self.latency_s, 3),
+            "prefill_s": round(self.prefill_s, 3),
+            "decode_s": round(self.decode_s, 3),
+            "kv_gib": round(self.kv_gib, 4),
+            "fits_window": self.fits_window,
+            "fits_memory": self.fits_memory,
+        }
+
+    def _summary(self) -> str:
+        return (
+            f"tokens={self.tokens} usd={self.usd:.6f} latency_s={self.latency_s:.3f} "
+            f"kv_gib={self.kv_gib:.4f} fits_window={self.fits_window} fits_memory={self.fits_memory}"
+        )
+
+
+def estimate(profile: ModelProfile, input_tokens: int, output_tokens: int) -> Estimate:
+    """Cost, latency and KV memory of one request (formulas in the module docstring).
+
+    Args:
+        profile: the model.
+        input_tokens: ``n``, every token sent.
+        output_tokens: ``m``, tokens generated.
+    """
+    if input_tokens < 0 or output_tokens < 0:
+        raise ConfigError(f"token counts must be >= 0, got input {input_tokens} and output {output_tokens}")
+    n, m = input_tokens, output_tokens
+    p = profile
+    if p.has_attention_shape:
+        linear_flops = 2.0 * p.params * n
+        attention_flops = 2.0 * p.layers * n * n * p.hidden_size
+    else:
+        linear_flops = attention_flops = 0.0
+    if p.prefill_tps is not None:
+        prefill_s = n / p.prefill_tps
+        if linear_flops:
+            prefill_s *= 1.0 + attention_flops / linear_flops
+    else:
+        prefill_s = (2.0 * p.params * n + attention_flops) / (p.peak_flops * p.flops_efficiency)
+    kv_per_token = p.kv_bytes_per_token or 0
+    if p.decode_tps is not None:
+        decode_s = m / p.decode_tps
+    else:
+        bytes_per_step = p.weights_gib * _GIB + kv_per_token * n
+        decode_s = m * bytes_per_step / (p.memory_bandwidth * p.bandwidth_efficiency)
+    usd = (
+        n * p.usd_per_m_input / 1e6
+        + m * p.usd_per_m_output / 1e6
+        + (prefill_s + decode_s) * p.usd_per_gpu_hour / 3600.0
+    )
+    tokens = n + m
+    kv_gib = kv_per_token * tokens / _GIB
+    usable = p.usable_memory_gib
+    return Estimate(
+        tokens=tokens,
+        usd=usd,
+        latency_s=p.api_latency_s + prefill_s + decode_s,
+        prefill_s=prefill_s,
+        decode_s=decode_s,
+        kv_gib=kv_gib,
+        fits_window=tokens <= p.window,
+        fits_memory=usable is None or kv_gib <= usable,
+        input_tokens=n,
+        output_tokens=m,
+    )
+
+
+@dataclass(frozen=True)
+class RouteLimits:
+    """The user's limits and the router's few settings.
+
+    Attributes:
+        max_usd: most money one request may cost (``None`` = no limit).
+        max_latency_s: most seconds one request may take.
+        max_kv_gib: most KV-cache memory one request may hold.
+        min_budget: retrieval never packs fewer tokens than this.
+        max_budget: retrieval never packs more (``None`` = what the window allows);
+            also caps escalation.
+        default_budget: retrieval budget weighed when none is given.
+        answer_tokens: tokens reserved for the answer.
+        prompt_tokens: tokens of instructions, question and citations around the context.
+        prefer_full_under_tokens: corpora up to this size go to full context
+            whenever it fits the limits, whatever the question.
+        cheap_full_ratio: full context also counts as cheap when the corpus is
+            at most this many times the retrieval budget.
+    """
+
+    max_usd: float | None = None
+    max_latency_s: float | None = None
+    max_kv_gib: float | None = None
+    min_budget: int = 512
+    max_budget: int | None = None
+    default_budget: int = 4096
+    answer_tokens: int = 512
+    prompt_tokens: int = 256
+    prefer_full_under_tokens: int | None = None
+    cheap_full_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        for key in ("max_usd", "max_latency_s", "max_kv_gib"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{key} {value} must be positive (or None for no limit)")
+        if self.min_budget < 1:
+            raise ConfigError(f"min_budget {self.min_budget} must be at least 1 token")
+        if self.max_budget is not None and self.max_budget < self.min_budget:
+            raise ConfigError(f"max_budget {self.max_budget} is below min_budget {self.min_budget}")
+        if self.default_budget < 1:
+            raise ConfigError(f"default_budget {self.default_budget} must be at least 1 token")
+        if self.answer_tokens < 1:
+            raise ConfigError(f"answer_tokens {self.answer_tokens} must be at least 1")
+        if self.prompt_tokens < 0:
+            raise ConfigError(f"prompt_tokens {self.prompt_tokens} must be >= 0")
+        if self.prefer_full_under_tokens is not None and self.prefer_full_under_tokens < 0:
+            raise ConfigError(f"prefer_full_under_tokens {self.prefer_full_under_tokens} must be >= 0")
+        if self.cheap_full_ratio < 1.0:
+            raise ConfigError(f"cheap_full_ratio {self.cheap_full_ratio} must be at least 1")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RouteLimits:
+        """Build from a dict, naming the nearest valid key for an unknown one."""
+        known = sorted(f.name for f in fields(cls))
+        for key in values:
+            if key not in known:
+                near = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+                raise ConfigError(f"unknown route limit '{key}'{hint}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Which mode to use for one question, and why.
+
+    Attributes:
+        mode: ``full`` (the whole corpus in scope) or ``retrieval``.
+        reason: one sentence with the numbers behind the choice.
+        budget: the retrieval budget weighed (the one to use when ``mode`` is
+            ``retrieval``).
+        estimates: ``{"full": Estimate, "retrieval": Estimate}``.
+        intent: whole-corpus intent found in the question, or ``None``.
+        profile: name of the model profile.
+        within_limits: ``False`` when no option met the limits and the
+            cheapest was chosen anyway.
+    """
+
+    mode: RouteMode
+    reason: str
+    budget: int
+    estimates: Mapping[str, Estimate]
+    intent: str | None
+    profile: str
+    within_limits: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "retrieval"):
+            raise ConfigError(f"route mode '{self.mode}' is not one of full, retrieval")
+        if set(self.estimates) != {"full", "retrieval"}:
+            raise ConfigError(f"route estimates need keys full and retrieval, got {sorted(self.estimates)}")
+        if self.budget < 0:
+            raise ConfigError(f"route budget {self.budget} must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``route --json`` contract: mode, reason, budget, estimates (+ extra keys)."""
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "budget": self.budget,
+            "estimates": {
+                "full": self.estimates["full"].to_json(),
+                "retrieval": self.estimates["retrieval"].to_json(),
+            },
+            "intent": self.intent,
+            "profile": self.profile,
+            "within_limits": self.within_limits,
+        }
+
+
+class Router:
+    """Decides full context or retrieval for one model profile under the user's limits.
+
+    Args:
+        profile: a `ModelProfile` or a profile name.
+        limits: the user's limits (defaults: none, budget 512..window).
+        profiles_file: user TOML file consulted when ``profile`` is a name.
+
+    Example:
+        >>> router = Router("kimi", RouteLimits(max_usd=0.05))
+        >>> router.decide("Who is the Hatter?", full_tokens=40_000).mode
+        'retrieval'
+    """
+
+    def __init__(
+        self,
+        profile: ModelProfile | str,
+        limits: RouteLimits | None = None,
+        *,
+        profiles_file: Path | str | None = None,
+    ) -> None:
+        self.profile = get_profile(profile, profiles_file) if isinstance(profile, str) else profile
+        self.limits = limits or RouteLimits()
+
+    def estimate(self, context_tokens: int) -> Estimate:
+        """Estimate a request carrying ``context_tokens`` of context plus prompt and answer."""
+        lim = self.limits
+        return estimate(self.profile, context_tokens + lim.prompt_tokens, lim.answer_tokens)
+
+    def decide(self, query: str, full_tokens: int, retrieval_budget: int | None = None) -> RouteDecision:
+        """Choose full context or retrieval for one question.
+
+        Full context wins when it fits the window, the memory and every limit
+        and either the question is about the whole corpus or full context is
+        cheap anyway (corpus at most ``cheap_full_ratio`` x the budget, or under
+        ``prefer_full_under_tokens``). Otherwise retrieval at the budget; if
+        that breaks a limit too, retrieval at the largest budget that fits; if
+        none fits, retrieval at ``min_budget`` with ``within_limits=False``.
+
+        Args:
+            query: the question (only its intent is read).
+            full_tokens: tokens of the whole corpus in scope, in the profile's tokenizer.
+            retrieval_budget: budget to weigh; ``None`` = ``default_budget``,
+                clamped to ``[min_budget, max_budget]`` and the window.
+        """
+        if full_tokens < 0:
+            raise ConfigError(f"full_tokens {full_tokens} must be >= 0")
+        lim, name = self.limits, self.profile.name
+        budget = self._budget(retrieval_budget)
+        intent = detect_intent(query)
+        full = self.estimate(full_tokens)
+        retrieval = self._retrieval(budget, full_tokens)
+        full_bad, ret_bad = self._violations(full), self._violations(retrieval)
+        fits = f"fits the {self.profile.window:,}-token window of {name}"
+
+        cheap = ""
+        if full_tokens <= lim.cheap_full_ratio * budget:
+            cheap = (f"the corpus ({full_tokens:,} tokens) is at most {lim.cheap_full_ratio:g}x the "
+                     f"{budget:,}-token retrieval budget, so retrieval saves little")
+        elif lim.prefer_full_under_tokens is not None and full_tokens <= lim.prefer_full_under_tokens:
+            cheap = (f"the corpus ({full_tokens:,} tokens) is under prefer_full_under_tokens "
+                     f"({lim.prefer_full_under_tokens:,})")
+
+        if not full_bad and (intent or cheap):
+            why = f"the question asks about the whole corpus ({intent})" if intent else cheap
+            reason = (f"{why}; full context ({full.tokens:,} tokens) {fits} and costs {_usd(full.usd)} "
+                      f"and ~{_sec(full.latency_s)} s (retrieval at {budget:,} tokens: "
+                      f"{_usd(retrieval.usd)}, ~{_sec(retrieval.latency_s)} s)")
+            return self._decision("full", reason, budget, full, retrieval, intent)
+
+        if full_bad:
+            head = f"full context ({full.tokens:,} tokens) {_join(full_bad)}"
+            if intent:
+                head = f"the question asks about the whole corpus ({intent}), but {head}"
+        else:
+            head = (f"full context ({full.tokens:,} tokens) would fit but costs {_usd(full.usd)} and "
+                    f"~{_sec(full.latency_s)} s, and the question is not about the whole corpus")
+        if not ret_bad:
+            reason = (f"{head}; retrieval at {budget:,} tokens costs {_usd(retrieval.usd)} "
+                      f"and ~{_sec(retrieval.latency_s)} s")
+            return self._decision("retrieval", reason, budget, full, retrieval, intent)
+
+        smaller = self._largest_fitting(lim.min_budget, budget - 1, full_tokens)
+        if smaller is not None:
+            est = self._retrieval(smaller, full_tokens)
+            reason = (f"{head}; retrieval at {budget:,} tokens {_join(ret_bad)}; the largest budget "
+                      f"within the limits is {smaller:,} tokens, costing {_usd(est.usd)} and "
+                      f"~{_sec(est.latency_s)} s")
+            return self._decision("retrieval", reason, smaller, full, est, intent)
+        est = self._retrieval(lim.min_budget, full_tokens)
+        reason = (f"{head}; even retrieval at the minimum budget of {lim.min_budget:,} tokens "
+                  f"{_join(self._violations(est))}; no option meets the limits, so retrieval at "
+                  f"{lim.min_budget:,} tokens, the cheapest, costing {_usd(est.usd)} and "
+                  f"~{_sec(est.latency_s)} s")
+        return self._decision("retrieval", reason, lim.min_budget, full, est, intent, within_limits=False)
+
+    def escalate(self, decision: RouteDecision, full_tokens: int) -> RouteDecision | None:
+        """The Self-Route step after a retrieval answer that says it cannot answer.
+
+        Returns:
+            Full context if it fits the window, memory and limits; else
+            retrieval at the largest budget within the limits above the last
+            one, up to 4x it (and ``max_budget`` and the window); else ``None``
+            (also when ``decision`` was already full context, or its budget
+            already covered the whole corpus).
+        """
+        name = self.profile.name
+        if decision.mode == "full" or decision.budget >= full_tokens:
+            logger.info("route escalation for profile %s: nothing larger to try (mode=%s budget=%d "
+                        "full_tokens=%d)", name, decision.mode, decision.budget, full_tokens)
+            return None
+        old = decision.budget
+        full = self.estimate(full_tokens)
+        full_bad = self._violations(full)
+        if not full_bad:
+            retrieval = self._retrieval(old, full_tokens)
+            reason = (f"retrieval at {old:,} tokens could not answer; full context ({full.tokens:,} "
+                      f"tokens) fits the {self.profile.window:,}-token window of {name} and costs "
+                      f"{_usd(full.usd)} and ~{_sec(full.latency_s)} s")
+            return self._decision("full", reason, old, full, retrieval, decision.intent)
+        cap = min(4 * old, self._max_budget())
+        larger = self._largest_fitting(old + 1, cap, full_tokens)
+        if larger is None:
+            logger.info("route escalation for profile %s: full context (%d tokens) %s and no budget in "
+                        "%d..%d fits the limits; giving up", name, full.tokens, _join(full_bad), old + 1, cap)
+            return None
+        est = self._retrieval(larger, full_tokens)
+        reason = (f"retrieval at {old:,} tokens could not answer and full context ({full.tokens:,} "
+                  f"tokens) {_join(full_bad)}; retrying retrieval at {larger:,} tokens costs "
+                  f"{_usd(est.usd)} and ~{_sec(est.latency_s)} s")
+        return self._decision("retrieval", reason, larger, full, est, decision.intent)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _max_budget(self) -> int:
+        lim = self.limits
+        usable = self.profile.window - lim.prompt_tokens - lim.answer_tokens
+        cap = usable if lim.max_budget is None else min(lim.max_budget, usable)
+        return max(lim.min_budget, cap)
+
+    def _budget(self, asked: int | None) -> int:
+        lim = self.limits
+        wanted = lim.default_budget if asked is None else asked
+        budget = min(max(wanted, lim.min_budget), self._max_budget())
+        if asked is not None and budget != asked:
+            logger.info("retrieval budget %d clamped to %d (min_budget %d, max %d for %s)",
+                        asked, budget, lim.min_budget, self._max_budget(), self.profile.name)
+        return budget
+
+    def _retrieval(self, budget: int, full_tokens: int) -> Estimate:
+        # Retrieval never sends more than the corpus holds.
+        return self.estimate(min(budget, full_tokens))
+
+    def _violations(self, est: Estimate) -> list[str]:
+        p, lim, out = self.profile, self.limits, []
+        if not est.fits_window:
+            out.append(f"exceeds the {p.window:,}-token window of {p.name}")
+        if not est.fits_memory:
+            out.append(f"needs {est.kv_gib:.1f} GiB of KV cache, more than the "
+                       f"{max(p.usable_memory_gib or 0.0, 0.0):.1f} GiB {p.name} has left after weights "
+                       "and overhead")
+        if lim.max_usd is not None and est.usd > lim.max_usd:
+            out.append(f"costs {_usd(est.usd)}, over max_usd {_usd(lim.max_usd)}")
+        if lim.max_latency_s is not None and est.latency_s > lim.max_latency_s:
+            out.append(f"takes ~{_sec(est.latency_s)} s, over max_latency_s {lim.max_latency_s:g} s")
+        if lim.max_kv_gib is not None and est.kv_gib > lim.max_kv_gib:
+            out.append(f"needs {est.kv_gib:.2f} GiB of KV cache, over max_kv_gib {lim.max_kv_gib:g}")
+        return out
+
+    def _largest_fitting(self, lo: int, hi: int, full_tokens: int) -> int | None:
+        """Largest budget in ``[lo, hi]`` whose retrieval meets every limit (costs grow with budget)."""
+        if hi < lo or self._violations(self._retrieval(lo, full_tokens)):
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._violations(self._retrieval(mid, full_tokens)):
+                hi = mid - 1
+            else:
+                lo = mid
+        return lo
+
+    def _decision(
+        self,
+        mode: RouteMode,
+        reason: str,
+        budget: int,
+        full: Estimate,
+        retrieval: Estimate,
+        intent: str | None,
+        *,
+        within_limits: bool = True,
+    ) -> RouteDecision:
+        decision = RouteDecision(
+            mode=mode,
+            reason=reason,
+            budget=budget,
+            estimates={"full": full, "retrieval": retrieval},
+            intent=intent,
+            profile=self.profile.name,
+            within_limits=within_limits,
+        )
+        logger.info(
+            "route %s on %s: budget=%d intent=%s within_limits=%s full[%s] retrieval[%s]: %s",
+            mode, self.profile.name, budget, intent, within_limits,
+            full._summary(), retrieval._summary(), reason,
+        )
+        return decision
+
+
+def _usd(x: float) -> str:
+    if x == 0:
+        return "$0"
+    if x >= 1:
+        return f"${x:,.2f}"
+    if x >= 0.0001:
+        return f"${x:.4f}"
+    return f"${x:.6f}"
+
+
+def _sec(x: float) -> str:
+    if math.isinf(x):
+        return "inf"
+    return f"{x:,.1f}" if x >= 0.1 else f"{x:.2f}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
