@@ -56,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", default="document", choices=["document", "relevance", "edges"], help="span layout")
     p.add_argument("--json", action="store_true", help="print JSON (one line per query)")
 
+    p = sub.add_parser("route", help="decide full context or retrieval for a query, with cost estimates")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--profile", default="smollm2-135m-cpu", metavar="NAME", help="model profile (see --profiles)")
+    p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
+    p.add_argument("--max-usd", type=float, default=None, metavar="X", help="most money one request may cost")
+    p.add_argument("--max-latency-s", type=float, default=None, metavar="S", help="most seconds one request may take")
+    p.add_argument("--max-kv-gib", type=float, default=None, metavar="G", help="most KV-cache memory per request")
+    p.add_argument("--budget", type=int, default=None, metavar="N", help="retrieval budget to weigh")
+    p.add_argument("--min-budget", type=int, default=None, metavar="N")
+    p.add_argument("--max-budget", type=int, default=None, metavar="N")
+    p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")
@@ -166,6 +180,26 @@ def _queries(args: argparse.Namespace):
         yield item
 
 
+def _cmd_route(args: argparse.Namespace) -> int:
+    from hybridctx.facade import HybridContext
+    from hybridctx.router import RouteLimits
+
+    limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
+              "min_budget": args.min_budget, "max_budget": args.max_budget}
+    limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
+    hc = HybridContext.open(args.index)
+    decision = hc.route(args.query, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
+                        budget=args.budget, profiles_file=args.profiles)
+    if args.json:
+        print(json.dumps(decision.to_json(), ensure_ascii=False))
+    else:
+        print(f"{decision.mode}: {decision.reason}")
+        for mode, est in decision.estimates.items():
+            e = est.to_json()
+            print(f"  {mode:9} {e['tokens']:>10,} tokens  ${e['usd']:.4f}  {e['latency_s']:.2f} s  {e['kv_gib']:.3f} GiB KV")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
@@ -186,7 +220,13 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"index": _cmd_index, "retrieve": _cmd_retrieve, "info": _cmd_info, "delete": _cmd_delete}
+_COMMANDS = {
+    "index": _cmd_index,
+    "retrieve": _cmd_retrieve,
+    "route": _cmd_route,
+    "info": _cmd_info,
+    "delete": _cmd_delete,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,6 +112,31 @@ class HybridContext:
         store.save(index_dir)
         return len(doc_ids)
 
+    # -- routing ---------------------------------------------------------
+    def route(
+        self,
+        query: str,
+        *,
+        profile: str = "smollm2-135m-cpu",
+        limits: Any = None,
+        doc_ids: Sequence[str] | None = None,
+        budget: int | None = None,
+        profiles_file: str | Path | None = None,
+    ) -> Any:
+        """Decide full context or retrieval for ``query`` under a model profile.
+
+        Returns:
+            A :class:`~hybridctx.router.RouteDecision` with its estimates.
+        """
+        from hybridctx.profiles import get_profile, profile_counter
+        from hybridctx.router import Router
+
+        model = get_profile(profile, profiles_file)
+        if doc_ids:
+            self.store.rows_for_documents(doc_ids)  # unknown ids fail with a clear error
+        full = full_context_tokens(self.store, profile_counter(model), doc_ids)
+        return Router(model, limits).decide(query, full, budget)
+
     # -- retrieval -------------------------------------------------------
     def retrieve(
         self,
@@ -130,6 +155,12 @@ class HybridContext:
             query, budget, tokenizer=tokenizer, doc_ids=doc_ids, mode=mode, order=order,  # type: ignore[arg-type]
             reserve=reserve, query_id=query_id,
         )
+
+
+def full_context_tokens(store: Any, counter: Any, doc_ids: Sequence[str] | None = None) -> int:
+    """Tokens of every document in scope, as the full-context mode would send them."""
+    ids = list(doc_ids) if doc_ids else store.doc_ids()
+    return sum(counter.count(store.text(doc_id)) for doc_id in ids)
 
 
 def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None) -> Any:
