@@ -39,6 +39,9 @@ class EncoderConfig:
         landmark_token: token inserted for ``landmark`` pooling (``None`` = the
             tokenizer's EOS, else SEP).
         query_instruction: prefix for queries (``None`` = the model's own).
+        unreadable_ratio: a document with more than this share of unknown
+            tokens (e.g. Chinese for an English vocabulary) gets zero vectors
+            instead of encoding noise; lexical search still covers it.
     """
 
     model: str = "all-MiniLM-L6-v2"
@@ -52,6 +55,7 @@ class EncoderConfig:
     fp16: bool | None = None
     landmark_token: str | None = None
     query_instruction: str | None = None
+    unreadable_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "landmark"):

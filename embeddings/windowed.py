@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -197,10 +198,18 @@ class WindowedLandmarkEncoder:
             show_progress: tqdm bar (``None``: only on a terminal).
 
         Returns:
-            Per document, ``(n_sentences, dim) float32``, L2-normalised.
+            Per document, ``(n_sentences, dim) float32``, L2-normalised; all
+            zeros for a document the model cannot read (see ``unreadable_docs``).
         """
         self._load()
         prepared = [self._prepare(text, sentences) for text, sentences in documents]
+        unreadable = [self._mostly_unknown(p["ids"]) for p in prepared]
+        for p, skip in zip(prepared, unreadable):
+            if skip:  # encode nothing: its windows would be [UNK] noise
+                p["plan"] = replace(p["plan"], windows=p["plan"].windows[:0], assignment=p["plan"].assignment * 0 - 1)
+        if any(unreadable):
+            logger.info("%d of %d documents are mostly unknown tokens for %s; they get no dense vectors "
+                        "(lexical search still finds them)", sum(unreadable), len(prepared), self.spec.name)
         total_windows = sum(len(p["plan"].windows) for p in prepared)
         out: list[np.ndarray] = []
         contextual = self.config.context in ("window", "mix")
@@ -209,12 +218,21 @@ class WindowedLandmarkEncoder:
         iso_vecs = self._encode_isolated(prepared) if isolated else None
         w = self.config.mix_weight
         for i in range(len(prepared)):
+            if unreadable[i]:
+                out.append(np.zeros((len(prepared[i]["ranges"]), self.dim), np.float32))
+                continue
             if contextual and isolated:
                 vec = w * _normalise(iso_vecs[i]) + (1 - w) * _normalise(ctx_vecs[i])
             else:
                 vec = ctx_vecs[i] if contextual else iso_vecs[i]
             out.append(_normalise(vec).astype(np.float32))
         return out
+
+    def _mostly_unknown(self, ids: np.ndarray) -> bool:
+        unk = self._tokenizer.unk_token_id
+        if unk is None or len(ids) == 0:
+            return False
+        return float(np.mean(ids == unk)) > self.config.unreadable_ratio
 
     def _prepare(self, text: str, sentences: Sequence[tuple[int, int]]) -> dict[str, Any]:
         offsets, ids = self.token_offsets(text)
@@ -286,6 +304,8 @@ class WindowedLandmarkEncoder:
         limit = self.window - len(self._prefix) - len(self._suffix)
         seqs, where = [], []
         for d, p in enumerate(prepared):
+            if len(p["plan"].windows) == 0 and len(p["ranges"]):
+                continue  # an unreadable document
             for k, (ts, te) in enumerate(p["ranges"]):
                 body = p["ids"][ts:te].tolist()[:limit]
                 seqs.append(self._prefix + body + self._suffix)

@@ -1,0 +1,75 @@
+"""Score the five peers of DESIGN.md on the six datasets and print the markdown table.
+
+    HF_HUB_OFFLINE=1 python benchmarks/eval_peers.py --data /work/shared/data --limit 100
+
+Writes ``results.md``, ``results.json`` and ``recall.png`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hybridctx.eval.datasets import SIX_DATASETS, load_dataset  # noqa: E402
+from hybridctx.eval.peers import default_peers  # noqa: E402
+from hybridctx.eval.runner import DEFAULT_BUDGETS, evaluate  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="dataset root")
+    parser.add_argument("--datasets", nargs="+", default=list(SIX_DATASETS), help="dataset directory names")
+    parser.add_argument("--limit", type=int, default=100, help="questions per dataset, sampled by --seed; 0: all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
+    parser.add_argument("--methods", nargs="+", default=None, help="peer names to run (default: all five)")
+    parser.add_argument("--encoder", default=None, help="encoder path (default: packaged MiniLM)")
+    parser.add_argument("--out", type=Path, default=Path("results/peers"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    import bm25s  # noqa: F401  (it sets its own logger to DEBUG when imported: import it first)
+
+    for noisy in ("bm25s", "jieba", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    sets = {}
+    for name in args.datasets:
+        sets[name] = load_dataset(args.data / name, limit=args.limit or None, seed=args.seed)
+        print(f"{sets[name]!r}: {sum(map(len, sets[name].docs.values())):,} chars", file=sys.stderr)
+    peers = default_peers(args.encoder, show_progress=False if args.quiet else None)
+    if args.methods:
+        unknown = set(args.methods) - {p.name for p in peers}
+        if unknown:
+            parser.error(f"unknown method(s) {sorted(unknown)}; known: {[p.name for p in peers]}")
+        peers = [p for p in peers if p.name in args.methods]
+
+    started = time.perf_counter()
+    results = evaluate(sets, peers, args.budgets, show_progress=False if args.quiet else None)
+    elapsed = time.perf_counter() - started
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = results.to_markdown()
+    (args.out / "results.md").write_text(table, encoding="utf-8")
+    (args.out / "results.json").write_text(results.to_json(), encoding="utf-8")
+    results.plot(args.out / "recall.png")
+    print(table)
+    for peer in peers:
+        prep = sum(p.seconds for p in results.prepare if p.method == peer.name)
+        queries = sum(
+            c.latency_ms * c.questions for c in results.cells if c.method == peer.name
+        ) / 1000
+        print(f"{peer.name}: prepare {prep:.0f} s, retrieve {queries:.0f} s")
+    print(f"total {elapsed:.0f} s; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
