@@ -8,6 +8,7 @@ line on stderr and exit 2; internal errors exit 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -21,13 +22,22 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(width: int | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``width`` fixes the help width (for the generated docs)."""
+    formatter = functools.partial(argparse.HelpFormatter, width=width) if width else argparse.HelpFormatter
     parser = argparse.ArgumentParser(
         prog="hybridctx",
         description="Chunk-free landmark retrieval, exact-budget packing and cost routing for long documents.",
+        formatter_class=formatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return _add_parser(name, formatter_class=formatter, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("index", help="index documents into a landmark index directory")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files (.txt .md .html .pdf .jsonl) or directories")

@@ -129,3 +129,18 @@ def test_corrupted_index_gives_the_clear_error(index_dir, tmp_path, capsys) -> N
     assert main(["retrieve", "--index", str(copy), "--budget", "100", "rabbit"]) == 2
     err = capsys.readouterr().err
     assert "vectors.faiss" in err and len(err.strip().splitlines()) == 1
+
+
+def test_route_json_follows_the_contract(index_dir, capsys) -> None:
+    assert main(["route", "--index", str(index_dir), "--profile", "kimi", "--json", "Summarise the whole book"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["mode"] == "full" and "summarise" in decision["reason"]
+    for mode in ("full", "retrieval"):
+        assert {"tokens", "usd", "latency_s", "kv_gib"} <= set(decision["estimates"][mode])
+    assert decision["estimates"]["full"]["tokens"] > decision["estimates"]["retrieval"]["tokens"]
+    # The small CPU model cannot take the whole book: retrieval, with the window named in the reason.
+    assert main(["route", "--index", str(index_dir), "--profile", "smollm2-135m-cpu", "--json", "Who is the Hatter?"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["mode"] == "retrieval" and "8,192" in decision["reason"]
+    assert main(["route", "--index", str(index_dir), "--profile", "kimmi", "q"]) == 2
+    assert "did you mean 'kimi'" in capsys.readouterr().err
