@@ -42,6 +42,8 @@ class ModelSpec:
         trained_length: the length it was trained for, when the files say so.
         query_instruction: prefix for queries ('' when none).
         is_local: whether ``path`` is a local directory.
+        sentence_pooling: how the model pools a whole input when trained
+            (``mean`` or ``cls``); used for queries and isolated sentences.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelSpec:
     trained_length: int | None
     query_instruction: str
     is_local: bool
+    sentence_pooling: str = "mean"
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -76,19 +79,24 @@ def resolve_model(name: str) -> ModelSpec:
     if name.startswith((".", "/", "~")) or path.suffix:
         raise ConfigError(f"encoder '{name}' is not a directory; give a model directory or a hub id")
     # A hub id: transformers resolves it (from its cache when offline).
-    return ModelSpec(name, name, 512, None, _instruction_for(name, None), False)
+    return ModelSpec(name, name, 512, None, _instruction_for(name, None), False,
+                     "cls" if "bge" in name.lower() else "mean")
 
 
 def _spec_from_dir(name: str, path: Path) -> ModelSpec:
+    root = path
+    transformer_dir = _sentence_transformers_module(path)
+    if transformer_dir is not None:
+        path = transformer_dir
     if not (path / "config.json").is_file():
         raise ConfigError(f"encoder directory '{path}' has no config.json; is it a transformers model?")
     config = _read_json(path / "config.json")
     max_positions = int(config.get("max_position_embeddings", 512))
     if config.get("model_type") in {"xlm-roberta", "roberta"}:
         max_positions -= 2  # position ids start after the padding index
-    st_config = _read_json(path / "sentence_bert_config.json")
+    st_config = _read_json(path / "sentence_bert_config.json") or _read_json(root / "sentence_bert_config.json")
     trained = st_config.get("max_seq_length")
-    st_prompts = _read_json(path / "config_sentence_transformers.json").get("prompts") or {}
+    st_prompts = _read_json(root / "config_sentence_transformers.json").get("prompts") or {}
     instruction = st_prompts.get("query") if isinstance(st_prompts, dict) else None
     return ModelSpec(
         name=name,
@@ -97,7 +105,39 @@ def _spec_from_dir(name: str, path: Path) -> ModelSpec:
         trained_length=int(trained) if trained else None,
         query_instruction=_instruction_for(name, instruction),
         is_local=True,
+        sentence_pooling=_pooling_of(root, name),
     )
+
+
+def _sentence_transformers_module(root: Path) -> Path | None:
+    """The Transformer module's folder of a sentence-transformers layout, if not the root."""
+    modules = _read_json_list(root / "modules.json")
+    for module in modules:
+        if str(module.get("type", "")).endswith("models.Transformer"):
+            sub = root / str(module.get("path", ""))
+            if sub != root and (sub / "config.json").is_file():
+                return sub
+    return None
+
+
+def _pooling_of(root: Path, name: str) -> str:
+    for module in _read_json_list(root / "modules.json"):
+        if str(module.get("type", "")).endswith("models.Pooling"):
+            config = _read_json(root / str(module.get("path", "")) / "config.json")
+            if config.get("pooling_mode_cls_token"):
+                return "cls"
+            return "mean"
+    return "cls" if "bge" in name.lower() else "mean"
+
+
+def _read_json_list(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read model file '{path}': {exc}") from exc
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
 
 def _instruction_for(name: str, given: str | None) -> str:

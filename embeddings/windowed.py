@@ -335,6 +335,8 @@ class WindowedLandmarkEncoder:
             if landmark:
                 pos = lengths - 1 - len(self._suffix)
                 vec = hidden[torch.arange(len(batch), device=hidden.device), pos]
+            elif self.spec.sentence_pooling == "cls":
+                vec = hidden[:, 0]
             else:
                 mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).to(hidden.dtype)
                 vec = (hidden * mask.unsqueeze(2)).sum(1) / lengths.unsqueeze(1).to(hidden.dtype)

@@ -81,3 +81,27 @@ def test_config_names_the_nearest_key() -> None:
         EncoderConfig.from_mapping({"poolng": "mean"})
     with pytest.raises(ConfigError, match="context 'chunks'"):
         EncoderConfig(context="chunks")  # type: ignore[arg-type]
+
+
+def test_sentence_transformers_layout_with_a_subfolder_and_cls_pooling(tmp_path) -> None:
+    import json
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hybridctx.embeddings.models import resolve_model
+
+    sub = tmp_path / "0_Transformer"
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(sub)
+    AutoTokenizer.from_pretrained(resolve_model("default").path).save_pretrained(sub)
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    spec = resolve_model(str(tmp_path))
+    assert spec.path == str(sub) and spec.sentence_pooling == "cls" and spec.max_positions == 64
+    enc = WindowedLandmarkEncoder(model=str(tmp_path), device="cpu")
+    assert enc.encode_queries(["a query"]).shape == (1, 32)
