@@ -1,0 +1,120 @@
+"""Query latency: hybridctx retrieve+pack against the LlamaIndex
+``VectorStoreIndex`` retriever, on the same corpus and encoder, in one run.
+
+    HF_HUB_OFFLINE=1 python benchmarks/query_latency.py --corpus ../shared/data/leval/docs.jsonl \
+        --min-tokens 1000000 --queries 200 --budget 2048
+
+Both sides get the same questions; LlamaIndex retrieves top-k chunks
+(SentenceSplitter 256) with k sized to fill the same budget, hybridctx returns
+a packed, exact-budget context. Prints p50/p95 in ms and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def load_docs(path: Path, min_tokens: int, counter) -> tuple[list[tuple[str, str]], int]:
+    docs, tokens = [], 0
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    while tokens < min_tokens:  # repeat the corpus (with new ids) when it is smaller than asked
+        for rec in records:
+            suffix = "" if len(docs) < len(records) else f"#{len(docs) // len(records)}"
+            docs.append((rec["doc_id"] + suffix, rec["text"]))
+            tokens += counter.count(rec["text"])
+            if tokens >= min_tokens:
+                break
+    return docs, tokens
+
+
+def questions_for(path: Path, n: int) -> list[str]:
+    qa = path.with_name("qa.jsonl")
+    if qa.is_file():
+        qs = [json.loads(line)["question"] for line in qa.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return (qs * (n // max(len(qs), 1) + 1))[:n]
+    return [f"What happened in part {i}?" for i in range(n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "leval" / "docs.jsonl"
+    parser.add_argument("--corpus", type=Path, default=default)
+    parser.add_argument("--min-tokens", type=int, default=1_000_000, help="cl100k tokens of corpus at least")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--budget", type=int, default=2048)
+    parser.add_argument("--index", type=Path, default=None, help="reuse/keep the hybridctx index here")
+    args = parser.parse_args(argv)
+
+    from llama_index.core import Document as LlamaDocument
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from hybridctx import HybridContext
+    from hybridctx.datatypes import Document
+    from hybridctx.eval.llama_embedding import load_encoder, make_llama_embedding
+    from hybridctx.tokens import get_counter
+
+    counter = get_counter("cl100k_base")
+    docs, tokens = load_docs(args.corpus, args.min_tokens, counter)
+    questions = questions_for(args.corpus, args.queries)
+    print(f"corpus: {len(docs)} docs, {tokens:,} cl100k tokens; {len(questions)} queries; budget {args.budget}",
+          file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = args.index or Path(tmp) / "hx.idx"
+        if not (index_dir / "manifest.json").exists():
+            jsonl = Path(tmp) / "corpus.jsonl"
+            jsonl.write_text("\n".join(json.dumps({"doc_id": d, "text": t}) for d, t in docs) + "\n", encoding="utf-8")
+            started = time.perf_counter()
+            HybridContext.build([jsonl], index_dir)
+            print(f"hybridctx index built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        hc = HybridContext.open(index_dir)
+
+        model = load_encoder(None, device="cpu")
+        started = time.perf_counter()
+        nodes = SentenceSplitter(chunk_size=256, chunk_overlap=20).get_nodes_from_documents(
+            [LlamaDocument(text=t, doc_id=d) for d, t in docs])
+        index = VectorStoreIndex(nodes, embed_model=make_llama_embedding(model), show_progress=True)
+        print(f"LlamaIndex index built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        top_k = max(1, args.budget // 256)
+        retriever = index.as_retriever(similarity_top_k=top_k)
+
+        hc.retrieve(questions[0], budget=args.budget)  # warm both
+        retriever.retrieve(questions[0])
+        hx_ms, li_ms = [], []
+        for q in questions:  # interleaved so both see the same machine state
+            t = time.perf_counter()
+            packed = hc.retrieve(q, budget=args.budget)
+            hx_ms.append((time.perf_counter() - t) * 1000)
+            assert packed.tokens <= args.budget
+            t = time.perf_counter()
+            retriever.retrieve(q)
+            li_ms.append((time.perf_counter() - t) * 1000)
+
+    print(f"| method | p50 ms | p95 ms | mean ms |\n| --- | ---: | ---: | ---: |")
+    print(f"| hybridctx retrieve+pack ({args.budget} tokens) | {percentile(hx_ms, 50):.1f} | "
+          f"{percentile(hx_ms, 95):.1f} | {statistics.mean(hx_ms):.1f} |")
+    print(f"| LlamaIndex VectorStoreIndex retriever (top {top_k}) | {percentile(li_ms, 50):.1f} | "
+          f"{percentile(li_ms, 95):.1f} | {statistics.mean(li_ms):.1f} |")
+    print(f"speed-up at p50: {percentile(li_ms, 50) / percentile(hx_ms, 50):.1f}x (target >= 5x); "
+          f"corpus {tokens:,} tokens")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
