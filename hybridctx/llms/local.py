@@ -250,7 +250,13 @@ def _save_copy(llm: LocalTransformersLLM, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in llm.model.state_dict().items()}
+        state: dict[str, Any] = {}
+        seen: set[int] = set()
+        for key, value in llm.model.state_dict().items():
+            if value.numel() and value.data_ptr() in seen:
+                continue  # a tied weight (the output head shares the embeddings) is saved once
+            seen.add(value.data_ptr())
+            state[key] = value.to(torch.bfloat16) if value.is_floating_point() else value
         llm.model.save_pretrained(tmp, state_dict=state)
         llm.tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
@@ -284,7 +290,7 @@ def _load(source: str, gguf_file: str | None, torch_dtype: torch.dtype) -> tuple
             AutoTokenizer.from_pretrained(source)
         )
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs, **{dtype_key: torch_dtype})
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # no such directory or hub id, unreadable weights
         raise LLMError(
             f"cannot load a causal language model from '{source}'"
             + (f" (GGUF file '{gguf_file}')" if gguf_file else "")

@@ -10,20 +10,25 @@ with the numbers in it; and never logs the API key.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
 import os
-import re
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from hybridctx.errors import ConfigError, ContextLengthError, LLMError
 from hybridctx.llms.protocol import Completion, Message, TokenCallback
+from hybridctx.llms.wire import (
+    as_int,
+    context_error_numbers,
+    error_message,
+    is_context_error,
+    retry_after_seconds,
+    sse_events,
+)
 
 __all__ = ["DEFAULT_WINDOW", "OpenAICompatibleLLM"]
 
@@ -35,36 +40,6 @@ DEFAULT_WINDOW = 8192
 MAX_RETRY_AFTER_S = 60.0
 #: Tokens a chat template adds around each message, for the client-side estimate.
 _PER_MESSAGE_TOKENS = 4
-
-_CONTEXT_ERROR = re.compile(
-    r"context[ _](?:length|window|size)|maximum context|context_length_exceeded|too many tokens"
-    r"|exceed_context_size|token limit|longer than the model|prompt is too long",
-    re.IGNORECASE,
-)
-# Where each server puts the window and the token count in its message:
-#   OpenAI/vLLM: "maximum context length is 8192 tokens. However, you requested 9000 tokens"
-#   SGLang:      "The input (9000 tokens) is longer than the model's context length (8192 tokens)"
-#   Kimi:        "Your request exceeded model token limit: 8192"
-#   llama.cpp:   JSON fields n_prompt_tokens / n_ctx beside the message
-_WINDOW_PATTERNS = (
-    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
-    re.compile(r"context (?:length|window|size)(?: of| is|:)? \(?(\d+)", re.IGNORECASE),
-    re.compile(r"token limit(?: of|:| is)? (\d+)", re.IGNORECASE),
-    re.compile(r"(?:at most|maximum of|max(?:imum)?) (\d+) tokens", re.IGNORECASE),
-)
-_TOKEN_PATTERNS = (
-    re.compile(r"(?:requested|resulted in|has|have|contains?|got|with|sent) (\d+) tokens", re.IGNORECASE),
-    re.compile(r"\((\d+) tokens\) is longer", re.IGNORECASE),
-    re.compile(r"(\d+) tokens? (?:exceeds?|is longer|are more|were (?:requested|given|sent))", re.IGNORECASE),
-)
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
 
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth another try."""
@@ -285,7 +260,7 @@ class OpenAICompatibleLLM:
             finish: str | None = None
             model: str | None = None
             try:
-                for event in _sse_events(response):
+                for event in sse_events(response):
                     chunk = self._json(event.encode("utf-8"))
                     if "error" in chunk:
                         self._raise_error(200, chunk, messages, max_tokens)
@@ -364,13 +339,13 @@ class OpenAICompatibleLLM:
         if 200 <= status < 300:
             return
         if status == 429 or status >= 500:
-            wait = _retry_after(headers.get("Retry-After"))
+            wait = retry_after_seconds(headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_S:
                 raise LLMError(
                     f"{self.chat_url} answered HTTP {status} and asks to retry after {wait:g} s, "
                     f"longer than hybridctx waits ({MAX_RETRY_AFTER_S:g} s); try again later"
                 )
-            raise _Retry(f"HTTP {status}: {_error_message(body)[:200]}", wait)
+            raise _Retry(f"HTTP {status}: {error_message(body)[:200]}", wait)
         try:
             data = json.loads(body.decode("utf-8", "replace"))
         except ValueError:
@@ -382,9 +357,8 @@ class OpenAICompatibleLLM:
         fields = error if isinstance(error, Mapping) else {}
         message = str(fields.get("message", error)) if fields else str(error)
         code = str(fields.get("code") or fields.get("type") or "")
-        if status in (200, 400, 413, 422) and (_CONTEXT_ERROR.search(message) or _CONTEXT_ERROR.search(code)):
-            tokens = _int(fields.get("n_prompt_tokens")) or _first_number(_TOKEN_PATTERNS, message)
-            window = _int(fields.get("n_ctx")) or _first_number(_WINDOW_PATTERNS, message)
+        if status in (200, 400, 413, 422) and is_context_error(message, code):
+            tokens, window = context_error_numbers(fields, message)
             if tokens is None:
                 tokens = self._estimate_prompt(messages) + max_tokens
             if window is None:
@@ -426,8 +400,8 @@ class OpenAICompatibleLLM:
         finish: str | None,
     ) -> dict[str, Any]:
         usage = usage or {}
-        prompt = _int(usage.get("prompt_tokens"))
-        completion = _int(usage.get("completion_tokens"))
+        prompt = as_int(usage.get("prompt_tokens"))
+        completion = as_int(usage.get("completion_tokens"))
         return {
             "text": text,
             "prompt_tokens": prompt if prompt is not None else self._estimate_prompt(messages),
@@ -461,12 +435,15 @@ class OpenAICompatibleLLM:
         for entry in entries:
             if not isinstance(entry, dict) or (entry.get("id") != self.model and len(entries) > 1):
                 continue
-            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            meta = entry.get("meta")
+            meta = meta if isinstance(meta, dict) else {}
+            # vLLM/SGLang: max_model_len; LM Studio, OpenRouter: context_length; llama.cpp: meta.n_ctx*
             for value in (entry.get("max_model_len"), entry.get("context_length"), entry.get("context_window"),
                           meta.get("n_ctx"), meta.get("n_ctx_train")):
-                if _int(value):
-                    logger.info("window of %s is %s tokens, as %s reports", self.model, value, url)
-                    return int(value)
+                found = as_int(value)
+                if found and found > 0:
+                    logger.info("window of %s is %d tokens, as %s reports", self.model, found, url)
+                    return found
         logger.info("window of %s unknown (%s does not report it); assuming %d tokens — pass window= to set it",
                     self.model, url, DEFAULT_WINDOW)
         return DEFAULT_WINDOW
@@ -485,75 +462,3 @@ class _Opened:
     def __exit__(self, *exc: object) -> None:
         self.response.close()
         self.conn.close()
-
-
-def _sse_events(response: http.client.HTTPResponse) -> Iterator[str]:
-    """The ``data`` of each server-sent event, up to ``[DONE]`` or the end of the stream."""
-    data: list[str] = []
-    while True:
-        raw = response.readline()
-        if not raw:
-            break
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if data:
-                event = "\n".join(data)
-                data = []
-                if event.strip() == "[DONE]":
-                    return
-                yield event
-            continue
-        if line.startswith(":"):  # a comment (keep-alive)
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data and "\n".join(data).strip() != "[DONE]":
-        yield "\n".join(data)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_message(body: bytes) -> str:
-    text = body.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip() or "(empty body)"
-    error = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(error, dict):
-        return str(error.get("message", error))
-    return str(error)
-
-
-def _first_number(patterns: tuple[re.Pattern[str], ...], message: str) -> int | None:
-    for pattern in patterns:
-        match = pattern.search(message)
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None

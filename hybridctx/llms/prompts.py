@@ -26,23 +26,16 @@ UNANSWERABLE = "I cannot answer from the given context."
 
 PromptMode = Literal["retrieval", "full"]
 
-_SOURCE = {
-    "retrieval": (
-        "The context is a set of passages retrieved from longer documents; each passage "
-        "starts with a marker such as [1] followed by the id of its document."
-    ),
-    "full": (
-        "The context is the full text of the documents; each document starts with a "
-        "marker such as [1] followed by its id."
-    ),
-}
-
+# Kept short and plain: a 135M-parameter model repeats a long system prompt back
+# instead of following it; larger models lose nothing.
 _SYSTEM = (
-    "You answer questions using only the context given with each question. {source} "
-    "Base every statement on the context, not on prior knowledge. Cite the passages you "
-    "use with their markers, for example [1] or [2][3]. Be brief. If the context does not "
-    "contain the answer, reply exactly: {unanswerable}"
+    "You are a helpful assistant. Answer questions from the given context only, citing "
+    "passage markers such as [1]. If the answer is not in the context, say exactly: {unanswerable}"
 )
+_CONTEXT_LABEL = {
+    "retrieval": "passages retrieved from the documents",
+    "full": "the full documents",
+}
 
 
 def build_messages(
@@ -70,11 +63,11 @@ def build_messages(
     Raises:
         ConfigError: ``mode`` is neither ``retrieval`` nor ``full``.
     """
-    if mode not in _SOURCE:
+    if mode not in _CONTEXT_LABEL:
         raise ConfigError(f"unknown prompt mode '{mode}'; use 'retrieval' or 'full'")
     context = packed_context if isinstance(packed_context, str) else packed_context.context
-    system = _SYSTEM.format(source=_SOURCE[mode], unanswerable=UNANSWERABLE)
-    user = f"Context:\n{context.strip()}\n\nQuestion: {question.strip()}"
+    system = _SYSTEM.format(unanswerable=UNANSWERABLE)
+    user = f"Context ({_CONTEXT_LABEL[mode]}):\n{context.strip()}\n\nQuestion: {question.strip()}\nAnswer:"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -61,13 +61,18 @@ class Completion:
 class LLM(Protocol):
     """A chat model that answers a list of messages.
 
-    Attributes:
-        name: the model's name, as logged and reported.
-        window: the most tokens (prompt plus completion) the model accepts.
+    ``name`` and ``window`` may be plain attributes or properties.
     """
 
-    name: str
-    window: int
+    @property
+    def name(self) -> str:
+        """The model's name, as logged and reported."""
+        ...
+
+    @property
+    def window(self) -> int:
+        """The most tokens (prompt plus completion) the model accepts."""
+        ...
 
     def generate(
         self,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from loopback_server import LoopbackServer
+
+# The helper module sits beside this file; make it importable under any --import-mode.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loopback_server import LoopbackServer  # noqa: E402
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctx.errors import ConfigError, ContextLengthError, MissingDependencyError
+from hybridctx.errors import ConfigError, ContextLengthError, LLMError, MissingDependencyError
 from hybridctx.llms import LLM, LocalTransformersLLM, build_messages, default_local_llm, smollm2_path
 from hybridctx.llms.local import SMOLLM2_GGUF
 
@@ -73,6 +73,18 @@ def test_window_override_and_bad_options(tiny_llama_dir: Path, caplog: pytest.Lo
         LocalTransformersLLM(tiny_llama_dir, dtype="float8")
     with pytest.raises(ConfigError, match="unknown device"):
         LocalTransformersLLM(tiny_llama_dir, device="tpu")
+
+
+def test_a_missing_model_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="cannot load a causal language model from '.*nowhere'"):
+        LocalTransformersLLM(tmp_path / "nowhere", device="cpu")
+
+
+def test_gguf_without_the_gguf_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"'gguf'.*hybridctx\[local\]"):
+        LocalTransformersLLM(tmp_path, gguf_file="model.gguf")
 
 
 def test_missing_smollm2_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -207,3 +207,26 @@ def test_bad_settings_are_refused() -> None:
         OpenAICompatibleLLM("http://127.0.0.1:8000/v1", "m", timeout_s=0)
     llm = OpenAICompatibleLLM("http://127.0.0.1:8000/v1/chat/completions", "m")
     assert llm.chat_url == "http://127.0.0.1:8000/v1/chat/completions"
+
+
+def test_sse_parsing_handles_comments_crlf_and_multiline_data() -> None:
+    import io
+
+    from hybridctx.llms.wire import sse_events
+
+    raw = (
+        b": ping\r\n\r\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n"
+        b"data:{\"b\": 2}\n\ndata: [DONE]\n\ndata: {\"late\": 3}\n\n"
+    )
+    assert list(sse_events(io.BytesIO(raw))) == ['{"a":\n1}', '{"b": 2}']
+    assert list(sse_events(io.BytesIO(b'data: {"c": 3}'))) == ['{"c": 3}']  # no final blank line
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    from email.utils import formatdate
+
+    from hybridctx.llms.wire import retry_after_seconds
+
+    assert retry_after_seconds("0") == 0.0 and retry_after_seconds("2.5") == 2.5
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert 5 < retry_after_seconds(formatdate(time.time() + 10, usegmt=True)) <= 10

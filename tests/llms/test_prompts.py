@@ -15,14 +15,14 @@ def test_build_messages_puts_context_then_question() -> None:
     system, user = build_messages("Where is the key?", CONTEXT)
     assert system["role"] == "system" and user["role"] == "user"
     assert UNANSWERABLE in system["content"] and "[1]" in system["content"]
-    assert "retrieved" in system["content"]
+    assert user["content"].startswith("Context (passages retrieved") and user["content"].endswith("Answer:")
     assert user["content"].index("The key is under the mat.") < user["content"].index("Where is the key?")
 
 
 def test_full_mode_and_packed_context() -> None:
     packed = PackedContext(query="q", budget=100, tokenizer="cl100k_base", tokens=20, context=CONTEXT, spans=())
     system, user = build_messages("Where is the key?", packed, mode="full")
-    assert "full text" in system["content"] and CONTEXT in user["content"]
+    assert user["content"].startswith("Context (the full documents):") and CONTEXT in user["content"]
     with pytest.raises(ConfigError, match="unknown prompt mode 'summary'"):
         build_messages("q", CONTEXT, mode="summary")  # type: ignore[arg-type]
 
@@ -65,3 +65,16 @@ def test_cited_markers() -> None:
     assert cited_markers("Under the mat [2]. Blue [1][2], see [3, 4] and [5-6].") == [2, 1, 3, 4, 5, 6]
     assert cited_markers("In [1999] it was [ 2 ].", limit=3) == [2]
     assert cited_markers("no citations") == []
+
+
+def test_importing_llms_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hybridctx.llms;"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'tiktoken', 'httpx'});"
+        "assert not heavy, heavy"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
