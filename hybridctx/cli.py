@@ -80,6 +80,22 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ask", help="answer a question: route, retrieve or send everything, generate, cite")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--llm", default="local", metavar="local|URL",
+                   help="'local' (SmolLM2 on this machine) or an OpenAI-compatible base URL")
+    p.add_argument("--model", default=None, metavar="NAME", help="model name at the URL, or a local model directory")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="environment variable holding the API key")
+    p.add_argument("--profile", default="smollm2-135m-cpu", metavar="NAME", help="model profile the router costs against")
+    p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
+    p.add_argument("--budget", type=int, default=None, metavar="N", help="retrieval budget (default: the router's)")
+    p.add_argument("--max-usd", type=float, default=None, metavar="X")
+    p.add_argument("--max-latency-s", type=float, default=None, metavar="S")
+    p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest answer")
+    p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
+    p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
+
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")
@@ -210,6 +226,38 @@ def _cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from hybridctx.ask import answer_question
+    from hybridctx.facade import HybridContext
+    from hybridctx.llms import load_llm
+    from hybridctx.router import RouteLimits
+
+    limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "answer_tokens": args.max_tokens}
+    limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
+    hc = HybridContext.open(args.index)
+    options = {"api_key_env": args.api_key_env} if args.llm != "local" else {}
+    llm = load_llm(args.llm, model=args.model, **options)
+    stream = None if args.json else (lambda piece: print(piece, end="", flush=True))
+    if stream is not None:
+        print("Answer: ", end="", flush=True)
+    answer = answer_question(hc, args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
+                             budget=args.budget, max_tokens=args.max_tokens, on_token=stream,
+                             profiles_file=args.profiles)
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        return 0
+    print()
+    route = answer.route
+    print(f"Route: {answer.mode}{' (escalated)' if answer.escalated else ''}: {route['reason']}")
+    print(f"Context: {answer.context.tokens} tokens in {len(answer.context.spans)} spans; "
+          f"prompt {answer.prompt_tokens}, answer {answer.completion_tokens} tokens; "
+          f"{answer.timings_ms.get('total', 0) / 1000:.1f} s")
+    for marker in answer.citations:
+        span = answer.context.spans[marker - 1]
+        print(f"  [{marker}] {span.doc_id} [{span.start}:{span.end}] {' '.join(span.text.split())[:160]}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
@@ -234,6 +282,7 @@ _COMMANDS = {
     "index": _cmd_index,
     "retrieve": _cmd_retrieve,
     "route": _cmd_route,
+    "ask": _cmd_ask,
     "info": _cmd_info,
     "delete": _cmd_delete,
 }

@@ -50,7 +50,6 @@ __all__ = [
     "Router",
     "detect_intent",
     "estimate",
-    "is_unanswerable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,17 +81,6 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"|总体|整体|主旨|中心思想", re.I)),
 )
 
-_UNANSWERABLE = re.compile(
-    r"\b(?:cannot|can ?not|can't|unable to) (?:be )?(?:answer|answered|determine|determined|find|tell|say)\b"
-    r"|\bnot (?:enough|sufficient) (?:information|context)\b|\binsufficient (?:information|context)\b"
-    r"|\b(?:does not|doesn't|do not|don't) (?:mention|contain|say|provide|specify|include|state)\b"
-    r"|\bno (?:information|mention)\b|\bnot (?:mentioned|provided|specified|stated|given|found)\b"
-    r"|\bunanswerable\b|\bI don't know\b|\bI do not know\b"
-    r"|无法回答|无法确定|无法判断|不能回答|没有提到|没有提及|未提及|未提到|信息不足|没有相关信息|无从得知|文中没有",
-    re.I,
-)
-
-
 def detect_intent(query: str) -> str | None:
     """Label of a whole-corpus intent in the question, or ``None``.
 
@@ -105,10 +93,6 @@ def detect_intent(query: str) -> str | None:
             return label
     return None
 
-
-def is_unanswerable(answer: str) -> bool:
-    """Whether a model's answer says it cannot answer from the context (the Self-Route signal)."""
-    return bool(_UNANSWERABLE.search(answer))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from hybridctx.router import (
     Router,
     detect_intent,
     estimate,
-    is_unanswerable,
 )
 
 GIB = 2**30
@@ -316,5 +315,7 @@ def test_no_intent_for_local_questions(query):
         ("她在树上遇到了柴郡猫。", False),
     ],
 )
-def test_is_unanswerable(answer, expected):
-    assert is_unanswerable(answer) is expected
+def test_unanswerable_signal_for_escalation(answer, expected):
+    from hybridctx.llms.prompts import says_unanswerable
+
+    assert says_unanswerable(answer) is expected
