@@ -1,8 +1,9 @@
 """The main job on the embedded default: index a bundled public-domain book,
-then show the best passages for a few questions (local FAISS index, packaged
-MiniLM encoder, no server, offline).
+show the best passages for a few questions, then answer some of them with the
+local SmolLM2 — each with its route decision, cited spans, tokens and timings
+(local FAISS index, packaged MiniLM encoder, no server, offline).
 
-    python examples/demo.py [--budget 400] [--index DIR]
+    python examples/demo.py [--budget 500] [--answers 3] [--index DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=500, help="tokens per packed context")
     parser.add_argument("--index", type=Path, default=None, help="index directory (default: a temporary one)")
+    parser.add_argument("--answers", type=int, default=3, help="questions to answer with the local SmolLM2 (0: none)")
     args = parser.parse_args(argv)
 
     book = SAMPLES / "alice_in_wonderland.txt"
@@ -53,7 +55,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   best [{best.start}:{best.end}]: {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
             print()
         print(f"Evidence inside the packed context for {found}/{len(questions)} questions at {args.budget} tokens.")
+        if args.answers:
+            answer_some(hc, [q["query"] for q in questions[: args.answers]])
     return 0
+
+
+def answer_some(hc: HybridContext, queries: list[str]) -> None:
+    """Route, retrieve and answer with the embedded SmolLM2-135M (CPU)."""
+    from hybridctx.ask import answer_question
+    from hybridctx.llms import default_local_llm
+    from hybridctx.router import RouteLimits
+
+    print("\nLoading the local SmolLM2-135M-Instruct ...")
+    llm = default_local_llm(device="cpu")
+    limits = RouteLimits(answer_tokens=96, default_budget=1024)
+    for query in queries:
+        answer = answer_question(hc, query, llm, profile="smollm2-135m-cpu", limits=limits, max_tokens=96)
+        print(f"\nQ: {query}\nA: {answer.text}")
+        print(f"   route: {answer.mode}{' (escalated)' if answer.escalated else ''} - {answer.route['reason']}")
+        print(f"   context {answer.context.tokens} tokens in {len(answer.context.spans)} spans; prompt "
+              f"{answer.prompt_tokens} + answer {answer.completion_tokens} tokens; "
+              f"{answer.timings_ms['total'] / 1000:.1f} s")
+        for marker in answer.citations or range(1, min(2, len(answer.context.spans)) + 1):
+            span = answer.context.spans[marker - 1]
+            print(f"   [{marker}] {span.doc_id}[{span.start}:{span.end}] {' '.join(span.text.split())[:120]}...")
 
 
 if __name__ == "__main__":
