@@ -50,19 +50,20 @@ RETRIEVAL = {
 
 
 def build_methods(names: list[str], base_encoder: str, base: RetrievalConfig, progress: bool | None,
-                  dense_too: bool = False) -> list:
+                  dense_too: bool = False, cache_dir: Path | None = None) -> list:
     methods = []
     shared = {}
     for name in names:
         if name in ENCODERS:
-            method = HybridCtxMethod(f"hx-{name}", encoder=ENCODERS[name], config=base, show_progress=progress)
+            method = HybridCtxMethod(f"hx-{name}", encoder=ENCODERS[name], config=base, show_progress=progress,
+                                     cache_dir=cache_dir)
             methods.append(method)
             if dense_too:  # the encoder alone, on the same index
                 methods.append(method.with_config(f"hx-{name}-dense", mode="dense"))
         elif name in RETRIEVAL:
             if "base" not in shared:
                 shared["base"] = HybridCtxMethod("hx-base", encoder=ENCODERS[base_encoder], config=base,
-                                                 show_progress=progress)
+                                                 show_progress=progress, cache_dir=cache_dir)
             methods.append(shared["base"].with_config(f"hx-{name}", **RETRIEVAL[name]))
         elif name.startswith("peer:"):
             from hybridctx.eval.peers import default_peers
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
     parser.add_argument("--out", type=Path, default=Path("results/variants"))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--cache", type=Path, default=None, help="keep built indexes here and reuse them")
     parser.add_argument("--dense-too", action="store_true", help="also score each encoder variant in dense-only mode")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in sets.items():
         print(f"{name}: {len(s.questions)} questions, {len(s.docs)} docs, "
               f"{sum(map(len, s.docs.values())):,} chars", file=sys.stderr)
-    methods = build_methods(args.variants, args.base_encoder, RetrievalConfig(), progress, args.dense_too)
+    methods = build_methods(args.variants, args.base_encoder, RetrievalConfig(), progress, args.dense_too, args.cache)
     started = time.perf_counter()
     results = evaluate(sets, methods, args.budgets, show_progress=progress)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hybridctx.datatypes import Document
@@ -31,6 +32,9 @@ class HybridCtxMethod:
         config: retrieval settings.
         tokenizer: the tokenizer budgets are counted in.
         show_progress: progress bar while indexing.
+        cache_dir: keep each built index here (keyed by encoder and corpus) and
+            reuse it in later runs, so retrieval settings can be tuned without
+            re-encoding.
     """
 
     def __init__(
@@ -41,8 +45,10 @@ class HybridCtxMethod:
         config: RetrievalConfig | None = None,
         tokenizer: str = "cl100k_base",
         show_progress: bool | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.name = name
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self._encoder_spec = encoder
         self.config = config or RetrievalConfig()
         self.tokenizer = tokenizer
@@ -70,12 +76,18 @@ class HybridCtxMethod:
         identity = dict(encoder.identity)
         key = _fingerprint(identity, docs)
         store = _STORES.get(key)
+        cached = self.cache_dir / key[:24] if self.cache_dir else None
+        if store is None and cached is not None and (cached / "manifest.json").exists():
+            _STORES.clear()
+            store = _STORES[key] = LandmarkStore.load(cached, expected_encoder=identity)
         if store is None:
             _STORES.clear()  # one corpus at a time keeps memory bounded
             store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=identity)
             documents = (Document(doc_id, text) for doc_id, text in docs.items())
             index_documents(documents, store, encoder, show_progress=self.show_progress)
             store.lexical()
+            if cached is not None:
+                store.save(cached)
             _STORES[key] = store
         self._retriever = Retriever(store, encoder, self.config)
         self._cache.clear()
@@ -100,7 +112,8 @@ class HybridCtxMethod:
     def with_config(self, name: str, **changes: Any) -> "HybridCtxMethod":
         """A variant sharing this method's encoder (and so its index)."""
         other = HybridCtxMethod(name, encoder=self._encoder_spec, config=replace(self.config, **changes),
-                                tokenizer=self.tokenizer, show_progress=self.show_progress)
+                                tokenizer=self.tokenizer, show_progress=self.show_progress,
+                                cache_dir=self.cache_dir)
         other._encoder = self._encoder
         return other
 
