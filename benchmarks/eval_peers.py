@@ -55,11 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate(sets, peers, args.budgets, show_progress=False if args.quiet else None)
     elapsed = time.perf_counter() - started
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    table = results.to_markdown()
-    (args.out / "results.md").write_text(table, encoding="utf-8")
-    (args.out / "results.json").write_text(results.to_json(), encoding="utf-8")
-    results.plot(args.out / "recall.png")
+    table = results.write(args.out)
     print(table)
     for peer in peers:
         prep = sum(p.seconds for p in results.prepare if p.method == peer.name)

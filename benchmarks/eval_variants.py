@@ -97,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = build_methods(args.variants, args.base_encoder, RetrievalConfig(), progress, args.dense_too, args.cache)
     started = time.perf_counter()
     results = evaluate(sets, methods, args.budgets, show_progress=progress)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table = results.to_markdown()
-    (args.out / "results.md").write_text(table, encoding="utf-8")
-    (args.out / "results.json").write_text(results.to_json(), encoding="utf-8")
-    results.plot(args.out / "recall.png")
+    table = results.write(args.out)
     print(table)
     print(f"\n{time.perf_counter() - started:.0f} s; command: python benchmarks/eval_variants.py "
           f"{' '.join(sys.argv[1:] if argv is None else argv)}", file=sys.stderr)

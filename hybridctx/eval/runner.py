@@ -127,6 +127,16 @@ class Results:
         }
         return json.dumps(payload, indent=2, ensure_ascii=False)
 
+    def write(self, out_dir: str | Path) -> str:
+        """Write ``results.md``, ``results.json`` and ``recall.png`` into ``out_dir``; return the table."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table = self.to_markdown()
+        (out / "results.md").write_text(table, encoding="utf-8")
+        (out / "results.json").write_text(self.to_json(), encoding="utf-8")
+        self.plot(out / "recall.png")
+        return table
+
     def plot(self, path: str | Path) -> Path:
         """Write a PNG of score against budget per method: the average, then each dataset."""
         import matplotlib

@@ -73,9 +73,6 @@ def _load_builtins() -> None:
 
 
 def _load_entry_points() -> None:
-    from importlib.metadata import entry_points
+    from hybridctx.plugins import load_entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _FACTORIES:
-            logger.info("loading LLM plug-in %s from %s", ep.name, ep.value)
-            _FACTORIES[ep.name] = ep.load()
+    load_entry_points(ENTRY_POINT_GROUP, _FACTORIES, "LLM")
