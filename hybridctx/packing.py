@@ -192,6 +192,7 @@ def pack(
     reserve: int = 0,
     markers: bool = True,
     allow_trim: bool = True,
+    max_span_tokens: int | None = None,
 ) -> PackedContext:
     """Choose, trim, lay out and render spans so the context fits ``budget - reserve`` tokens.
 
@@ -222,6 +223,9 @@ def pack(
         reserve: tokens to keep free inside ``budget`` (e.g. for a prompt template).
         markers: precede each span with a ``[k] doc_id`` line.
         allow_trim: trim a candidate that does not fit instead of dropping it.
+        max_span_tokens: trim any one span to at most this many tokens (around
+            its anchor), so that a long merged span cannot take the whole
+            budget from the next-best evidence; ``None`` = no cap.
 
     Returns:
         The packed context. ``tokens`` is the true count of ``context`` and is at
@@ -264,7 +268,7 @@ def pack(
     rounds = 0
     while True:
         rounds += 1
-        chosen = _select(ranked, target, counter, marker_costs, separator_cost, allow_trim)
+        chosen = _select(ranked, target, counter, marker_costs, separator_cost, allow_trim, max_span_tokens)
         laid_out = _layout(chosen, order)
         spans = _to_spans(laid_out, counter)
         context = render(spans, markers=markers)
@@ -410,6 +414,7 @@ def _select(
     marker_costs: Mapping[str, int],
     separator_cost: int,
     allow_trim: bool,
+    max_span_tokens: int | None = None,
 ) -> list[_Choice]:
     """Greedy by score within ``target`` estimated tokens; trim what does not fit whole."""
     chosen: list[_Choice] = []
@@ -417,6 +422,8 @@ def _select(
     for unit in ranked:
         overhead = marker_costs[unit.doc_id] + (separator_cost if chosen else 0)
         room = target - used - overhead
+        if max_span_tokens is not None and allow_trim:
+            room = min(room, max_span_tokens)
         if room <= 0:
             continue
         if unit.tokens <= room:

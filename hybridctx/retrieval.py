@@ -40,7 +40,14 @@ class RetrievalConfig:
         unreadable_query_ratio: when more than this share of a query's
             characters are outside what the encoder can read (e.g. Chinese
             for an English-only model), the dense ranking is dropped.
+        lexical_context: sentences before and after each sentence whose BM25
+            scores add to its own (within its paragraph), so a landmark is
+            ranked by the passage it ends, not by one sentence's words;
+            ``(0, 0)`` ranks bare sentences.
+        lexical_neighbour_weight: weight of each neighbour's score.
         growth: how a hit grows into a span.
+        max_span_share: largest share of the budget one span may take (it is
+            trimmed around its best hit beyond that); ``None`` = no cap.
         order: layout of packed spans.
         markers: a source marker line before each span.
     """
@@ -51,7 +58,10 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
     unreadable_query_ratio: float = 0.5
+    lexical_context: tuple[int, int] = (3, 1)
+    lexical_neighbour_weight: float = 0.5
     growth: GrowthRule = field(default_factory=GrowthRule)
+    max_span_share: float | None = None
     order: PackOrder = "document"
     markers: bool = True
 
@@ -60,8 +70,15 @@ class RetrievalConfig:
             raise ConfigError(f"mode '{self.mode}' is not one of hybrid, dense, lexical")
         if self.candidates < 1:
             raise ConfigError(f"candidates {self.candidates} must be >= 1")
+        if self.max_span_share is not None and not 0 < self.max_span_share <= 1:
+            raise ConfigError(f"max_span_share {self.max_span_share} must be in (0, 1]")
         if self.order not in ("document", "relevance", "edges"):
             raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
+
+
+    def span_cap(self, budget: int) -> int | None:
+        """Most tokens one span may take at this budget."""
+        return None if self.max_span_share is None else max(1, int(budget * self.max_span_share))
 
 
 class Retriever:
@@ -99,7 +116,10 @@ class Retriever:
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
-            _, rows = self.store.search_lexical(query, cfg.candidates, doc_ids)
+            if cfg.lexical_context == (0, 0):
+                _, rows = self.store.search_lexical(query, cfg.candidates, doc_ids)
+            else:
+                rows = self._contextual_lexical(query, doc_ids, cfg)
             timings["lexical_search"] = _ms(t)
             rankings.append(rows)
             weights.append(cfg.lexical_weight)
@@ -145,12 +165,61 @@ class Retriever:
         t = time.perf_counter()
         packed = pack(
             found, self.store.text, budget, counter, query=query, order=order or self.config.order,
-            reserve=reserve, markers=self.config.markers,
+            reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
         )
         timings["pack"] = _ms(t)
         timings["total"] = _ms(started)
         logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, budget, query)
         return replace(packed, timings_ms=timings, query_id=query_id)
+
+    def _contextual_lexical(self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig) -> np.ndarray:
+        """Rows ranked by BM25 of the passage around each sentence (same paragraph only)."""
+        lexical = self.store.lexical()
+        scores = lexical.scores(query)
+        groups = self._paragraph_groups(lexical)
+        back, forward = cfg.lexical_context
+        smoothed = scores.copy()
+        n = len(scores)
+        for offset in range(-forward, back + 1):
+            # A landmark ends its passage: sentences before it count as "back".
+            if offset == 0:
+                continue
+            shifted = np.zeros(n, dtype=np.float32)
+            same = np.zeros(n, dtype=bool)
+            if offset > 0:
+                shifted[offset:] = scores[:-offset]
+                same[offset:] = groups[offset:] == groups[:-offset]
+            else:
+                shifted[:offset] = scores[-offset:]
+                same[:offset] = groups[:offset] == groups[-offset:]
+            smoothed += cfg.lexical_neighbour_weight * np.where(same, shifted, 0.0).astype(np.float32)
+        rows = lexical.rows
+        if doc_ids is not None:
+            allowed = self.store.rows_for_documents(doc_ids)
+            pos = np.searchsorted(rows, allowed)
+            pos = pos[(pos < len(rows))]
+            pos = pos[rows[pos] == allowed[: len(pos)]] if len(pos) == len(allowed) else np.intersect1d(
+                pos, np.flatnonzero(np.isin(rows, allowed)))
+        else:
+            pos = np.arange(len(rows))
+        pos = pos[smoothed[pos] > 0]
+        k = cfg.candidates
+        if len(pos) > k:
+            pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
+        pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
+        return rows[pos]
+
+    def _paragraph_groups(self, lexical: Any) -> np.ndarray:
+        """``(n,) int64`` one code per (document, paragraph), aligned with the BM25 rows."""
+        key = len(lexical)
+        cached = getattr(self, "_groups", None)
+        if cached is not None and cached[0] == key and cached[1] is lexical:
+            return cached[2]
+        marks = self.store.landmarks_for_rows(lexical.rows)
+        _, doc_codes = np.unique(marks.doc_ids, return_inverse=True)
+        groups = doc_codes.astype(np.int64) * (int(marks.paragraphs.max(initial=0)) + 1) + marks.paragraphs
+        self._groups = (key, lexical, groups)
+        return groups
 
     def _sentence_table(self, doc_id: str) -> SentenceTable:
         table = self._tables.get(doc_id)

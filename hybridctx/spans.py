@@ -43,7 +43,7 @@ class GrowthRule:
     back: int = 3
     forward: int = 1
     within_paragraph: bool = True
-    support: float = 0.1
+    support: float = 0.0
 
     def __post_init__(self) -> None:
         if self.back < 0 or self.forward < 0:

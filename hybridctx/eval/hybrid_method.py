@@ -105,7 +105,7 @@ class HybridCtxMethod:
             self._cache = {key: found}
         packed = pack(
             found, self._retriever.store.text, budget, get_counter(self.tokenizer), query=query,
-            order=self.config.order, markers=self.config.markers,
+            order=self.config.order, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget),
         )
         return [(s.doc_id, s.start, s.end) for s in packed.spans]
 
