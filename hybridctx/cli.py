@@ -125,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hybridctx: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions: the user's environment, not a bug
+        print(f"hybridctx {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        logger.debug("internal error", exc_info=True)
+        print(f"hybridctx {args.verb}: internal error: {type(exc).__name__}: {exc} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 def _is_user_error(exc: HybridCtxError) -> bool:
