@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback only with -v
         logger.debug("internal error", exc_info=True)
         print(f"hybridctx {args.verb}: internal error: {type(exc).__name__}: {exc} "
-              "(run with -v for the traceback)", file=sys.stderr)
+              "(run with -vv for the traceback)", file=sys.stderr)
         return 1
 
 
