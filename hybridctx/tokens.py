@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from hybridctx.errors import ConfigError, MissingDependencyError
+from hybridctx.errors import ConfigError
 
 __all__ = ["TIKTOKEN_ENCODINGS", "TokenCounter", "get_counter"]
 
@@ -107,8 +107,9 @@ def _load_tiktoken(name: str):  # -> tiktoken.Encoding
     try:
         import tiktoken
         import tiktoken_ext.openai_public as openai_public
-    except ImportError as exc:  # tiktoken is a core dependency; be explicit anyway
-        raise MissingDependencyError("tiktoken", "cpu", "exact token counting") from exc
+    except ImportError as exc:  # a core dependency: only a broken install gets here
+        raise ConfigError("exact token counting needs the 'tiktoken' package; reinstall hybridctx "
+                          "(pip install 'hybridctx') or pip install tiktoken") from exc
 
     data = (_STATIC / f"{name}.tiktoken").read_bytes()
     if hashlib.sha256(data).hexdigest() != _SHA256[name]:
