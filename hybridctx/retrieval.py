@@ -54,11 +54,11 @@ class RetrievalConfig:
 
     mode: SearchMode = "hybrid"
     candidates: int = 100
-    rrf_k: float = 60.0
+    rrf_k: float = 20.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
     unreadable_query_ratio: float = 0.5
-    lexical_context: tuple[int, int] = (3, 1)
+    lexical_context: tuple[int, int] = (0, 0)
     lexical_neighbour_weight: float = 0.5
     growth: GrowthRule = field(default_factory=GrowthRule)
     max_span_share: float | None = None
@@ -110,9 +110,11 @@ class Retriever:
             qvec = self.encoder.encode_queries([query])
             timings["encode_query"] = _ms(t)
             t = time.perf_counter()
-            _, rows = self.store.search_dense(qvec, cfg.candidates, doc_ids)
+            scores, rows = self.store.search_dense(qvec, cfg.candidates, doc_ids)
             timings["dense_search"] = _ms(t)
-            rankings.append(rows[0])
+            # A non-positive similarity is no evidence (documents the encoder could not
+            # read have zero vectors): such hits must not take a rank in the fusion.
+            rankings.append(rows[0][scores[0] > 0])
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
