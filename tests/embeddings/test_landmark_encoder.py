@@ -105,3 +105,16 @@ def test_sentence_transformers_layout_with_a_subfolder_and_cls_pooling(tmp_path)
     assert spec.path == str(sub) and spec.sentence_pooling == "cls" and spec.max_positions == 64
     enc = WindowedLandmarkEncoder(model=str(tmp_path), device="cpu")
     assert enc.encode_queries(["a query"]).shape == (1, 32)
+
+
+def test_flag_backend_names_its_extra_when_missing(monkeypatch) -> None:
+    import sys
+
+    from hybridctx.embeddings.registry import load_encoder
+    from hybridctx.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "FlagEmbedding", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"hybridctx\[flag\]"):
+        load_encoder({"model": "BAAI/bge-small-en-v1.5"}, backend="flag")
+    with pytest.raises(ConfigError, match="no encoder backend 'nope'"):
+        load_encoder(backend="nope")
