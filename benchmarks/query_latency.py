@@ -32,6 +32,8 @@ def percentile(values: list[float], q: float) -> float:
 def load_docs(path: Path, min_tokens: int, counter) -> tuple[list[tuple[str, str]], int]:
     docs, tokens = [], 0
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if min_tokens <= 0:  # every document once
+        return [(r["doc_id"], r["text"]) for r in records], sum(counter.count(r["text"]) for r in records)
     while tokens < min_tokens:  # repeat the corpus (with new ids) when it is smaller than asked
         for rec in records:
             suffix = "" if len(docs) < len(records) else f"#{len(docs) // len(records)}"
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "leval" / "docs.jsonl"
     parser.add_argument("--corpus", type=Path, default=default)
-    parser.add_argument("--min-tokens", type=int, default=1_000_000, help="cl100k tokens of corpus at least")
+    parser.add_argument("--min-tokens", type=int, default=1_000_000,
+                        help="cl100k tokens of corpus at least (repeating documents); 0: every document once")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--budget", type=int, default=2048)
     parser.add_argument("--index", type=Path, default=None, help="reuse/keep the hybridctx index here")
