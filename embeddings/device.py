@@ -18,11 +18,12 @@ logger = logging.getLogger(__name__)
 DeviceName = Literal["auto", "cpu", "cuda"]
 
 
-def resolve_device(device: str = "auto") -> str:
-    """Return the torch device string to use.
+def resolve_device(device: str = "auto", what: str = "encoder") -> str:
+    """Return the torch device string to use (shared by encoders and local LLMs).
 
     Args:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        what: what will run there, for the log line.
 
     Raises:
         ConfigError: ``cuda`` was asked for but no CUDA device is visible.
@@ -31,9 +32,9 @@ def resolve_device(device: str = "auto") -> str:
 
     if device == "auto":
         if torch.cuda.is_available():
-            logger.info("encoder on cuda: a CUDA device is available")
+            logger.info("%s on cuda (%s): a CUDA device is available", what, torch.cuda.get_device_name(0))
             return "cuda"
-        logger.info("encoder on cpu: no CUDA device is visible")
+        logger.info("%s on cpu: no CUDA device is visible", what)
         return "cpu"
     if device == "cpu":
         return "cpu"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridctx.embeddings.device import resolve_device
 from hybridctx.errors import ConfigError, ContextLengthError, LLMError, MissingDependencyError
 from hybridctx.llms.protocol import Completion, Message, TokenCallback
 
@@ -78,7 +79,7 @@ class LocalTransformersLLM:
                 source, gguf_file = str(gguf.parent), gguf.name
             _require_gguf()
         self.name = name or Path(str(gguf_file or source)).name.removesuffix(".gguf")
-        self.device = _resolve_device(device, self.name)
+        self.device = resolve_device(device, f"LLM {self.name}")
         torch_dtype = _resolve_dtype(dtype, self.device)
 
         started = time.perf_counter()
@@ -297,24 +298,6 @@ def _load(source: str, gguf_file: str | None, torch_dtype: torch.dtype) -> tuple
             + f": {exc}"
         ) from exc
     return tokenizer, model
-
-
-def _resolve_device(device: str, name: str) -> str:
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            logger.info("LLM %s on cuda (%s): a CUDA device is available", name, torch.cuda.get_device_name(0))
-            return "cuda"
-        logger.info("LLM %s on cpu: no CUDA device is visible", name)
-        return "cpu"
-    if device == "cpu":
-        return "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{device}' was requested but no CUDA device is visible; use cpu or auto")
-        return device
-    raise ConfigError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
 
 
 def _resolve_dtype(dtype: str | None, device: str) -> torch.dtype:
