@@ -30,6 +30,7 @@ ENCODERS = {
     "isolated": {"context": "isolated"},
     "window": {"context": "window"},
     "window512": {"context": "window", "window": 512, "overlap": 128},
+    "window-ov32": {"context": "window", "overlap": 32},
     "mix": {"context": "mix", "mix_weight": 0.5},
     "mix30": {"context": "mix", "mix_weight": 0.3},
     "landmark": {"context": "window", "pooling": "landmark"},
