@@ -6,8 +6,7 @@ they are a frozen, checked value rather than loose keyword arguments.
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
@@ -74,12 +73,9 @@ class EncoderConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "EncoderConfig":
         """Build from a dict, naming the nearest valid key for an unknown one."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                near = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else ""
-                raise ConfigError(f"unknown encoder setting '{key}'{hint}")
+        from hybridctx.settings import reject_unknown_keys
+
+        reject_unknown_keys(values, cls, "encoder setting")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ when not given::
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
+from hybridctx.settings import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.tokens import TokenCounter
@@ -326,7 +326,4 @@ def _toml():  # -> the tomllib module
 
 
 def _did_you_mean(word: str, options: Any) -> str:
-    near = difflib.get_close_matches(word, sorted(options), n=3, cutoff=0.5)
-    if not near:
-        return ""
-    return "; did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+    return did_you_mean(word, options, n=3, cutoff=0.5)

@@ -31,7 +31,6 @@ counted.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import re
@@ -41,6 +40,7 @@ from typing import Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
 from hybridctx.profiles import ModelProfile, get_profile
+from hybridctx.settings import reject_unknown_keys
 
 __all__ = [
     "Estimate",
@@ -257,12 +257,7 @@ class RouteLimits:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RouteLimits:
         """Build from a dict, naming the nearest valid key for an unknown one."""
-        known = sorted(f.name for f in fields(cls))
-        for key in values:
-            if key not in known:
-                near = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else ""
-                raise ConfigError(f"unknown route limit '{key}'{hint}")
+        reject_unknown_keys(values, cls, "route limit")
         return cls(**values)
 
 
