@@ -11,10 +11,11 @@ from typing import Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
 
-__all__ = ["ContextMode", "EncoderConfig", "Pooling"]
+__all__ = ["ContextMode", "EncoderConfig", "Pooling", "QueryRuntime"]
 
 Pooling = Literal["mean", "landmark"]
 ContextMode = Literal["window", "isolated", "mix"]
+QueryRuntime = Literal["auto", "torch", "onnx"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ class EncoderConfig:
         unreadable_ratio: a document with more than this share of unknown
             tokens (e.g. Chinese for an English vocabulary) gets zero vectors
             instead of encoding noise; lexical search still covers it.
+        query_runtime: what encodes queries on the CPU: ``onnx`` (ONNX
+            Runtime on an export of the same model; several times faster for
+            one short input), ``torch``, or ``auto`` (``onnx`` when an export
+            and onnxruntime are present, else ``torch``). Documents are always
+            encoded by PyTorch; on a GPU queries are too.
+        query_onnx: path of the ONNX export for ``onnx`` (``None``: the
+            packaged export of the default model, or ``model.onnx`` /
+            ``onnx/model.onnx`` in a local model directory).
     """
 
     model: str = "all-MiniLM-L6-v2"
@@ -55,6 +64,8 @@ class EncoderConfig:
     landmark_token: str | None = None
     query_instruction: str | None = None
     unreadable_ratio: float = 0.5
+    query_runtime: QueryRuntime = "auto"
+    query_onnx: str | None = None
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "landmark"):
@@ -67,6 +78,8 @@ class EncoderConfig:
             raise ConfigError(f"window {self.window} is too small; use at least 16 tokens")
         if self.overlap is not None and self.overlap < 0:
             raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        if self.query_runtime not in ("auto", "torch", "onnx"):
+            raise ConfigError(f"query_runtime '{self.query_runtime}' is not one of auto, torch, onnx")
         if self.batch_tokens < 64:
             raise ConfigError(f"batch_tokens {self.batch_tokens} must be at least 64")
 

@@ -10,6 +10,7 @@ landmark token inserted after it (BGE Landmark Embedding style).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from contextlib import contextmanager
 from dataclasses import replace
@@ -47,6 +48,7 @@ class WindowedLandmarkEncoder:
         self._model, self._tokenizer = loaded if loaded is not None else (None, None)
         self._device: str | None = None
         self._backend = None  # tokenizers.Tokenizer, no truncation, no specials
+        self._onnx: Any = None  # OnnxQueryEncoder, False when not used, None before deciding
 
     # -- facts -------------------------------------------------------------
     @property
@@ -183,9 +185,44 @@ class WindowedLandmarkEncoder:
         seqs = [self._prefix + s[:limit] + self._suffix for s in seqs]
         if self.config.pooling == "landmark":
             seqs = [s[: len(s) - len(self._suffix)] + [self._landmark_id] + self._suffix for s in seqs]
+        onnx = self._onnx_queries()
+        if onnx is not None:
+            return _normalise(np.stack([self._pool_one(onnx.hidden(s)) for s in seqs]))
         with _single_thread(self._device):
             pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
         return _normalise(pooled)
+
+    def _pool_one(self, hidden: np.ndarray) -> np.ndarray:
+        """Pool one sequence's ``(T, dim)`` states as :meth:`_run_isolated` does."""
+        if self.config.pooling == "landmark":
+            return hidden[len(hidden) - 1 - len(self._suffix)]
+        if self.spec.sentence_pooling == "cls":
+            return hidden[0]
+        return hidden.mean(axis=0)
+
+    def _onnx_queries(self) -> Any:
+        """The ONNX query encoder when ``query_runtime`` asks for one and it can run here."""
+        if self._onnx is not None:
+            return self._onnx or None
+        runtime = self.config.query_runtime
+        self._onnx = False
+        if runtime == "torch" or (runtime == "auto" and not str(self._device).startswith("cpu")):
+            return None
+        from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
+
+        path = self.config.query_onnx or known_onnx_export(self.spec.name, self.spec.path if self.spec.is_local else None)
+        if path is None:
+            if runtime == "onnx":
+                raise ConfigError(
+                    f"query_runtime='onnx' but no ONNX export of '{self.spec.name}' was found; "
+                    "set query_onnx to a .onnx file"
+                )
+            return None
+        if runtime == "auto" and importlib.util.find_spec("onnxruntime") is None:
+            logger.info("onnxruntime is not installed; encoding queries with PyTorch")
+            return None
+        self._onnx = OnnxQueryEncoder(path, self.dim)
+        return self._onnx
 
     # -- documents ---------------------------------------------------------
     def encode_documents(

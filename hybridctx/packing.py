@@ -24,8 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import numpy as np
+
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.errors import BudgetError, ConfigError, InputError
+from hybridctx.slice_tokens import SliceCounts, slice_counts
 from hybridctx.tokens import TokenCounter, count_many
 
 __all__ = ["PackOrder", "SpanCandidate", "pack", "render"]
@@ -107,7 +110,7 @@ class _Unit:
     """A merged candidate with its token counts, cached across selection rounds."""
 
     __slots__ = ("doc_id", "doc_rank", "doc", "sentences", "score", "anchor", "guide", "ordinal",
-                 "tokens", "anchor_tokens", "alone", "joined")
+                 "tokens", "anchor_tokens", "alone", "joined", "estimated")
 
     def __init__(self, doc_id: str, doc_rank: int, doc: str, sentences: list[tuple[int, int]],
                  score: float, anchor: int, guide: list[float] | None, ordinal: int | None) -> None:
@@ -123,6 +126,11 @@ class _Unit:
         self.anchor_tokens: int | None = None  # anchor sentence alone, counted when first needed
         self.alone: list[int] | None = None  # each sentence alone
         self.joined: list[int] | None = None  # gap before sentence i, plus sentence i
+        self.estimated = False  # counts come from whole-document token offsets
+
+    def slices(self, counter: TokenCounter) -> SliceCounts | None:
+        """The document's cached token offsets in ``counter``, when it has them."""
+        return slice_counts(counter, self.doc_id, self.doc)
 
     @property
     def start(self) -> int:
@@ -229,8 +237,11 @@ def pack(
 
     Returns:
         The packed context. ``tokens`` is the true count of ``context`` and is at
-        most ``budget - reserve``; ``dropped`` holds the (merged) candidates left
-        out entirely, with their token counts; trimmed spans have ``trimmed=True``.
+        most ``budget - reserve``; each packed span's ``tokens`` is its exact
+        count; ``dropped`` holds the (merged) candidates left out entirely, with
+        their token counts (estimated from the document's token offsets when
+        the counter provides them: one token off at most, typically); trimmed
+        spans have ``trimmed=True``.
         A budget too small for any span gives an empty context, not an error.
 
     Raises:
@@ -385,10 +396,22 @@ def _merge_cluster(doc_id: str, rank: int, doc: str, cluster: list[SpanCandidate
     return _Unit(doc_id, rank, doc, merged, max(c.score for c in cluster), anchor, guide, ordinal)
 
 
+_ESTIMATE_SLACK = 3  # tokens: within this of fitting, an estimated unit is counted exactly
+
+
 def _count_units(units: list[_Unit], counter: TokenCounter) -> None:
-    """Count each unit's whole text, in one batch (dropped units report it too)."""
-    counts = count_many(counter, [u.text() for u in units]) if units else []
-    for unit, tokens in zip(units, counts):
+    """Each unit's whole-text tokens: read off its document's cached token
+    offsets when the counter has them (an estimate, see :mod:`slice_tokens`),
+    else counted. Dropped units report this number."""
+    rest = []
+    for unit in units:
+        sliced = unit.slices(counter)
+        if sliced is None:
+            rest.append(unit)
+        else:
+            unit.tokens, unit.estimated = sliced.count(unit.start, unit.sentences[-1][1]), True
+    counts = count_many(counter, [u.text() for u in rest]) if rest else []
+    for unit, tokens in zip(rest, counts):
         unit.tokens = tokens
 
 
@@ -400,6 +423,13 @@ def _count_sentences(unit: _Unit, counter: TokenCounter) -> tuple[list[int], lis
     leading whitespace to the next word.
     """
     doc, sents = unit.doc, unit.sentences
+    sliced = unit.slices(counter)
+    if sliced is not None:
+        alone = sliced.counts(np.asarray(sents, dtype=np.int64)).tolist()
+        gaps = [(sents[i - 1][1], sents[i][1]) for i in range(1, len(sents))]
+        joined = sliced.counts(np.asarray(gaps, dtype=np.int64)).tolist() if gaps else []
+        unit.alone, unit.joined = alone, [0] + joined
+        return unit.alone, unit.joined
     alone_texts = [doc[s:e] for s, e in sents]
     joined_texts = [doc[sents[i - 1][1] : sents[i][1]] for i in range(1, len(sents))]
     counts = count_many(counter, alone_texts + joined_texts)
@@ -426,13 +456,20 @@ def _select(
             room = min(room, max_span_tokens)
         if room <= 0:
             continue
+        if unit.estimated and room < unit.tokens <= room + _ESTIMATE_SLACK:
+            # Near the edge an estimate may wrongly refuse a unit: count it exactly.
+            unit.tokens, unit.estimated = counter.count(unit.text()), False
         if unit.tokens <= room:
             chosen.append(_Choice(unit, 0, len(unit.sentences) - 1))
             used += overhead + unit.tokens
         elif allow_trim and len(unit.sentences) > 1:
             if unit.anchor_tokens is None:
                 # Most units never get here; counting their anchors up front is wasted work.
-                unit.anchor_tokens = counter.count(unit.text(unit.anchor, unit.anchor))
+                sliced = unit.slices(counter)
+                start, end = unit.sentences[unit.anchor]
+                unit.anchor_tokens = (
+                    sliced.count(start, end) if sliced is not None else counter.count(unit.text(unit.anchor, unit.anchor))
+                )
             if unit.anchor_tokens <= room:
                 first, last, cost = _trim(unit, room, counter)
                 chosen.append(_Choice(unit, first, last))
@@ -489,8 +526,8 @@ def _layout(chosen: list[_Choice], order: PackOrder) -> list[_Choice]:
 
 
 def _to_spans(choices: list[_Choice], counter: TokenCounter) -> list[Span]:
-    # Whole units were counted already; count only the trimmed texts.
-    trimmed = [c for c in choices if c.trimmed]
-    counts = count_many(counter, [c.unit.text(c.first, c.last) for c in trimmed]) if trimmed else []
-    tokens = {id(c): n for c, n in zip(trimmed, counts)}
+    # Packed spans report exact counts; units were only estimated when offsets were used.
+    recount = [c for c in choices if c.trimmed or c.unit.estimated]
+    counts = count_many(counter, [c.unit.text(c.first, c.last) for c in recount]) if recount else []
+    tokens = {id(c): n for c, n in zip(recount, counts)}
     return [c.unit.to_span(c.first, c.last, tokens.get(id(c), c.unit.tokens)) for c in choices]

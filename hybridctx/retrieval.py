@@ -17,6 +17,7 @@ from hybridctx.datatypes import PackedContext
 from hybridctx.errors import ConfigError
 from hybridctx.fusion import reciprocal_rank_fusion
 from hybridctx.packing import PackOrder, SpanCandidate, pack
+from hybridctx.positions import detect_position
 from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
 from hybridctx.tokens import get_counter
 
@@ -50,6 +51,10 @@ class RetrievalConfig:
             trimmed around its best hit beyond that); ``None`` = no cap.
         order: layout of packed spans.
         markers: a source marker line before each span.
+        position_weight: weight in the fusion of a ranking by distance from
+            the start (or end) of each document, added only when the question
+            asks about a position ("the first topic", "how does the story
+            end", 第三个话题; see :mod:`hybridctx.positions`); 0 turns it off.
     """
 
     mode: SearchMode = "hybrid"
@@ -64,6 +69,7 @@ class RetrievalConfig:
     max_span_share: float | None = None
     order: PackOrder = "document"
     markers: bool = True
+    position_weight: float = 2.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -74,7 +80,8 @@ class RetrievalConfig:
             raise ConfigError(f"max_span_share {self.max_span_share} must be in (0, 1]")
         if self.order not in ("document", "relevance", "edges"):
             raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
-
+        if self.position_weight < 0:
+            raise ConfigError(f"position_weight {self.position_weight} must be >= 0 (0 turns positional ranking off)")
 
     def span_cap(self, budget: int) -> int | None:
         """Most tokens one span may take at this budget."""
@@ -125,6 +132,15 @@ class Retriever:
             timings["lexical_search"] = _ms(t)
             rankings.append(rows)
             weights.append(cfg.lexical_weight)
+        position = detect_position(query) if cfg.position_weight > 0 else None
+        if position is not None:
+            t = time.perf_counter()
+            rows = self._positional_rows(position.anchor, doc_ids, cfg.candidates)
+            timings["position"] = _ms(t)
+            if len(rows):
+                logger.debug("positional question (%r): favouring the %s of each document", position.phrase, position.anchor)
+                rankings.append(rows)
+                weights.append(cfg.position_weight)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
         if len(rows) == 0:
@@ -223,6 +239,23 @@ class Retriever:
         self._groups = (key, lexical, groups)
         return groups
 
+    def _positional_rows(self, anchor: str, doc_ids: Sequence[str] | None, k: int) -> np.ndarray:
+        """Landmark rows by distance from the ``start`` or ``end`` of each document in scope,
+        interleaved across documents (every document's first sentence, then every second, ...)."""
+        scope = list(doc_ids) if doc_ids is not None else self.store.doc_ids()
+        if len(scope) > _POSITIONAL_MAX_DOCS:
+            logger.debug("positional question over %d documents: no positional ranking", len(scope))
+            return np.zeros(0, dtype=np.int64)
+        keyed: list[tuple[int, int, int]] = []
+        for d, doc_id in enumerate(scope):
+            marks = self.store.landmarks_of(doc_id)
+            order = np.argsort(marks.ordinals, kind="stable")
+            if anchor == "end":
+                order = order[::-1]
+            keyed.extend((rank, d, int(row)) for rank, row in enumerate(marks.rows[order[:k]]))
+        keyed.sort()
+        return np.asarray([row for _, _, row in keyed[:k]], dtype=np.int64)
+
     def _sentence_table(self, doc_id: str) -> SentenceTable:
         table = self._tables.get(doc_id)
         if table is None:
@@ -238,6 +271,9 @@ class Retriever:
         if readable is None:
             return False
         return (1.0 - readable(query)) > cfg.unreadable_query_ratio
+
+
+_POSITIONAL_MAX_DOCS = 64  # beyond this scope a positional question searches by content only
 
 
 def _ms(start: float) -> float:

@@ -14,9 +14,12 @@ import hashlib
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hybridctx.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TIKTOKEN_ENCODINGS", "TokenCounter", "get_counter"]
 
@@ -48,6 +51,37 @@ class TiktokenCounter:
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
 
+    def token_starts(self, text: str) -> "np.ndarray":
+        """``(n,) int64`` char offset where each token of ``text`` begins."""
+        import numpy as np
+
+        ids = self._encoding.encode_ordinary(text)
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        byte_ends = np.cumsum(self._byte_lengths()[np.asarray(ids, dtype=np.int64)])
+        byte_starts = np.concatenate(([0], byte_ends[:-1]))
+        if text.isascii():
+            return byte_starts
+        raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1  # a char starts at every non-continuation byte
+        return char_of_byte[np.minimum(byte_starts, len(raw) - 1)]
+
+    def _byte_lengths(self) -> "np.ndarray":
+        lengths = getattr(self, "_lengths", None)
+        if lengths is None:
+            import numpy as np
+
+            decode = self._encoding.decode_single_token_bytes
+            size = self._encoding.n_vocab
+            lengths = np.zeros(size, dtype=np.int64)
+            for token in range(size):
+                try:
+                    lengths[token] = len(decode(token))
+                except KeyError:  # holes in the vocabulary (special-token range)
+                    pass
+            self._lengths = lengths
+        return lengths
+
     def count_many(self, texts: list[str]) -> list[int]:
         # A plain loop: tiktoken's batch API adds a thread pool whose overhead
         # doubles the cost for the short texts packing counts.
@@ -75,6 +109,13 @@ class HFTokenizerCounter:
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def token_starts(self, text: str) -> "np.ndarray":
+        """``(n,) int64`` char offset where each token of ``text`` begins."""
+        import numpy as np
+
+        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        return np.asarray([start for start, _ in offsets], dtype=np.int64)
 
     def count_many(self, texts: list[str]) -> list[int]:
         encoded = self._tokenizer.encode_batch(texts, add_special_tokens=False)

@@ -122,7 +122,11 @@ def test_packed_context_never_exceeds_budget(
     assert packed.context == render(packed.spans, markers=markers)
     for span in packed.spans + packed.dropped:
         assert span.text == texts[span.doc_id][span.start : span.end]
-        assert span.tokens == counter.count(span.text)
+        exact = counter.count(span.text)
+        if span in packed.spans:
+            assert span.tokens == exact
+        else:  # dropped spans carry estimates from whole-document token offsets
+            assert abs(span.tokens - exact) <= 2 + exact // 10
         ranges = sentence_ranges[span.doc_id]
         assert (ranges[span.first_sentence][0], ranges[span.last_sentence][1]) == (span.start, span.end)
     for span in packed.spans:

@@ -19,7 +19,7 @@ TEXT = (
 def test_isolated_vectors_equal_sentence_transformers(encoder) -> None:
     from sentence_transformers import SentenceTransformer
 
-    iso = WindowedLandmarkEncoder(context="isolated", device="cpu")
+    iso = WindowedLandmarkEncoder(context="isolated", device="cpu", query_runtime="torch")
     sentences = split_sentences(TEXT)
     vecs = iso.encode_documents([(TEXT, sentences)])[0]
     model = SentenceTransformer(iso.spec.path, device="cpu")
