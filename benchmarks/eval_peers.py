@@ -17,9 +17,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hybridctx.errors import ConfigError  # noqa: E402
 from hybridctx.eval.datasets import SIX_DATASETS, load_dataset  # noqa: E402
-from hybridctx.eval.peers import default_peers  # noqa: E402
+from hybridctx.eval.methods import DEFAULT_METHODS, MethodOptions, build_methods  # noqa: E402
 from hybridctx.eval.runner import DEFAULT_BUDGETS, evaluate  # noqa: E402
+
+PEERS = [m for m in DEFAULT_METHODS if not m.startswith("hybridctx")]  # the five of DESIGN.md
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=100, help="questions per dataset, sampled by --seed; 0: all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
-    parser.add_argument("--methods", nargs="+", default=None, help="peer names to run (default: all five)")
+    parser.add_argument("--methods", nargs="+", default=None, help="method names to run (default: the five peers)")
     parser.add_argument("--encoder", default=None, help="encoder path (default: packaged MiniLM)")
     parser.add_argument("--out", type=Path, default=Path("results/peers"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -44,12 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         sets[name] = load_dataset(args.data / name, limit=args.limit or None, seed=args.seed)
         print(f"{sets[name]!r}: {sum(map(len, sets[name].docs.values())):,} chars", file=sys.stderr)
-    peers = default_peers(args.encoder, show_progress=False if args.quiet else None)
-    if args.methods:
-        unknown = set(args.methods) - {p.name for p in peers}
-        if unknown:
-            parser.error(f"unknown method(s) {sorted(unknown)}; known: {[p.name for p in peers]}")
-        peers = [p for p in peers if p.name in args.methods]
+    options = MethodOptions(encoder=args.encoder, show_progress=False if args.quiet else None)
+    try:  # the same names (and aliases) as `hybridctx eval qa --methods`
+        peers = build_methods(args.methods or PEERS, options)
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     started = time.perf_counter()
     results = evaluate(sets, peers, args.budgets, show_progress=False if args.quiet else None)

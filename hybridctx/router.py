@@ -81,16 +81,25 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"|总体|整体|主旨|中心思想", re.I)),
 )
 
+# An intent phrase right after a negation ("Do not summarize yourself", "don't just
+# list all", 不要总结) instructs how to answer; it does not ask about the whole corpus.
+_NEGATED = re.compile(
+    r"(?:\b(?:not|never|don[’']?t|doesn[’']?t|didn[’']?t|no need to|without|instead of|rather than)"
+    r"(?:\s+\w+){0,2}\s*|(?:不要|不用|无需|无须|不必|不需要|别|勿)\S{0,2})$", re.I)
+
+
 def detect_intent(query: str) -> str | None:
     """Label of a whole-corpus intent in the question, or ``None``.
 
     Labels: ``summarise``, ``list-all``, ``compare``, ``whole-corpus``
     (English and Chinese phrasings, e.g. "summarise", "list every",
-    "compare the chapters", "overall", 总结, 列出所有, 对比, 全文).
+    "compare the chapters", "overall", 总结, 列出所有, 对比, 全文). A phrase
+    under a negation ("Do not summarize yourself", 不要总结) does not count.
     """
     for label, pattern in _INTENT_PATTERNS:
-        if pattern.search(query):
-            return label
+        for match in pattern.finditer(query):
+            if not _NEGATED.search(query[max(0, match.start() - 40):match.start()]):
+                return label
     return None
 
 

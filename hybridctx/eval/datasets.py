@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from hybridctx.errors import InputError
+from hybridctx.settings import did_you_mean
 
 __all__ = [
+    "DATA_ENV",
     "HAYSTACK_SETS",
     "SIX_DATASETS",
     "EvalSet",
     "QAItem",
     "ScoreKind",
     "Scope",
+    "default_data_root",
+    "is_dataset_dir",
     "load_dataset",
+    "load_datasets",
     "score_kind",
     "search_scope",
 ]
@@ -36,6 +42,7 @@ logger = logging.getLogger(__name__)
 SIX_DATASETS = ("leval", "locomo", "hotpotqa", "drcd", "cmrc2018", "longbench_zh")
 HAYSTACK_SETS = ("drcd", "cmrc2018")
 _CORPUS_SETS = ("hotpotqa",)
+DATA_ENV = "HYBRIDCTX_EVAL_DATA"
 
 Scope = Literal["doc", "corpus"]
 ScoreKind = Literal["evidence", "answer", "docs"]
@@ -190,6 +197,76 @@ def load_dataset(
         needed = {q.doc_id for q in questions} | {d for q in questions for d in q.evidence_doc_ids}
         docs = {d: t for d, t in docs.items() if d in needed}
     return EvalSet(name=name, docs=docs, questions=tuple(questions), scope=scope, haystack=haystack)
+
+
+def default_data_root() -> Path:
+    """``$HYBRIDCTX_EVAL_DATA`` if set, else ``../shared/data`` relative to the working directory."""
+    return Path(os.environ.get(DATA_ENV) or Path("..") / "shared" / "data")
+
+
+def is_dataset_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds one dataset (``docs.jsonl`` and ``qa.jsonl``, or the haystack pair)."""
+    root = Path(path)
+    pairs = (("docs.jsonl", "qa.jsonl"), ("haystack_docs.jsonl", "haystack_qa.jsonl"))
+    return any((root / d).is_file() and (root / q).is_file() for d, q in pairs)
+
+
+def load_datasets(
+    data: str | Path,
+    names: Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, EvalSet]:
+    """Read several datasets from a data root, or the one dataset a directory holds.
+
+    Why both: the shared data is a root of named sets, while a user's own data
+    is usually a single folder with ``docs.jsonl`` and ``qa.jsonl``.
+
+    Args:
+        data: a root of dataset directories, or one dataset directory.
+        names: dataset directory names under ``data``; ``None`` means the six
+            of DESIGN.md that are present (or, if none is, every dataset
+            directory under ``data``). Must be ``None`` or the directory's own
+            name when ``data`` is one dataset.
+        limit: questions per dataset (see :func:`load_dataset`).
+        seed: the sampling seed.
+
+    Returns:
+        ``name -> EvalSet`` in the order asked.
+
+    Raises:
+        InputError: ``data`` does not exist, a named dataset is not there (the
+            message names the closest), or no dataset is found.
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(
+            f"data directory '{root}' does not exist; pass a folder of datasets in the ../shared/data "
+            f"format, or one dataset folder with docs.jsonl and qa.jsonl (or set {DATA_ENV})"
+        )
+    if is_dataset_dir(root):
+        if names and list(names) != [root.name]:
+            raise InputError(
+                f"'{root}' is a single dataset ({root.name!r}), so it has no datasets {list(names)}; "
+                "leave out the dataset names or point at the folder that holds them"
+            )
+        return {root.name: load_dataset(root, limit=limit, seed=seed)}
+    available = sorted(p.name for p in root.iterdir() if p.is_dir() and is_dataset_dir(p))
+    if names is None:
+        names = [n for n in SIX_DATASETS if n in available] or available
+        missing = [n for n in SIX_DATASETS if n not in available]
+        if missing and len(missing) < len(SIX_DATASETS):  # a partial copy of the shared data
+            logger.warning("datasets %s are not in '%s'; evaluating %s", missing, root, names)
+    if not names:
+        raise InputError(f"'{root}' holds no dataset directory (a folder with docs.jsonl and qa.jsonl)")
+    for name in names:
+        if name not in available:
+            raise InputError(
+                f"no dataset {name!r} in '{root}'{did_you_mean(name, available)}; "
+                f"found: {', '.join(available) or 'none'}"
+            )
+    return {name: load_dataset(root / name, limit=limit, seed=seed) for name in names}
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:

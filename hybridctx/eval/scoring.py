@@ -29,10 +29,13 @@ __all__ = [
     "DOC_FRACTION",
     "EVIDENCE_FRACTION",
     "PackedRange",
+    "answer_hit",
     "check_budget",
     "covered_chars",
+    "evidence_recall",
     "mean",
     "merge_ranges",
+    "paragraph_recall",
     "score_question",
 ]
 
@@ -86,24 +89,58 @@ def score_question(item: QAItem, ranges: Sequence[PackedRange], docs: Mapping[st
     Returns:
         A score in ``[0, 1]`` by the rule of ``item.kind``.
     """
+    merged = _merged_by_doc(ranges)
+    if item.kind == "docs":
+        return _paragraph_recall(item, merged, docs) if item.evidence_doc_ids else 0.0
+    if item.kind == "answer":
+        return _answer_hit(item, merged)
+    return _evidence_recall(item, merged) if item.evidence_offsets else 0.0
+
+
+def evidence_recall(item: QAItem, ranges: Sequence[PackedRange]) -> float | None:
+    """Fraction of gold evidence ranges found (>= 90% packed); ``None`` when the item has none."""
+    return _evidence_recall(item, _merged_by_doc(ranges)) if item.evidence_offsets else None
+
+
+def answer_hit(item: QAItem, ranges: Sequence[PackedRange]) -> float | None:
+    """1.0 when a gold answer position is fully packed; ``None`` when the item has no answer offsets.
+
+    Reported beside the main score because a whole answer sentence (drcd,
+    cmrc2018 evidence) can be cut around the answer, and the answer can be
+    packed while most of its sentence is not.
+    """
+    return _answer_hit(item, _merged_by_doc(ranges)) if item.answer_offsets else None
+
+
+def paragraph_recall(item: QAItem, ranges: Sequence[PackedRange], docs: Mapping[str, str]) -> float | None:
+    """Fraction of gold paragraphs (documents) >= 50% packed; ``None`` for a single-document item."""
+    return _paragraph_recall(item, _merged_by_doc(ranges), docs) if item.evidence_doc_ids else None
+
+
+def _merged_by_doc(ranges: Sequence[PackedRange]) -> dict[str, list[tuple[int, int]]]:
     by_doc: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for doc_id, start, end in ranges:
         by_doc[doc_id].append((start, end))
-    merged = {doc_id: merge_ranges(spans) for doc_id, spans in by_doc.items()}
+    return {doc_id: merge_ranges(spans) for doc_id, spans in by_doc.items()}
 
-    if item.kind == "docs":
-        gold = item.evidence_doc_ids
-        if not gold:
-            return 0.0
-        found = sum(_found(0, len(docs[d]), merged.get(d, []), DOC_FRACTION) for d in gold)
-        return found / len(gold)
+
+def _evidence_recall(item: QAItem, merged: Mapping[str, Sequence[tuple[int, int]]]) -> float:
     own = merged.get(item.doc_id, [])
-    if item.kind == "answer":
-        return float(any(_found(s, e, own, ANSWER_FRACTION) for s, e in item.answer_offsets))
-    gold_ranges = item.evidence_offsets
-    if not gold_ranges:
-        return 0.0
-    return sum(_found(s, e, own, EVIDENCE_FRACTION) for s, e in gold_ranges) / len(gold_ranges)
+    found = sum(_found(s, e, own, EVIDENCE_FRACTION) for s, e in item.evidence_offsets)
+    return found / len(item.evidence_offsets)
+
+
+def _answer_hit(item: QAItem, merged: Mapping[str, Sequence[tuple[int, int]]]) -> float:
+    own = merged.get(item.doc_id, [])
+    return float(any(_found(s, e, own, ANSWER_FRACTION) for s, e in item.answer_offsets))
+
+
+def _paragraph_recall(
+    item: QAItem, merged: Mapping[str, Sequence[tuple[int, int]]], docs: Mapping[str, str]
+) -> float:
+    gold = item.evidence_doc_ids
+    found = sum(_found(0, len(docs[d]), merged.get(d, []), DOC_FRACTION) for d in gold)
+    return found / len(gold)
 
 
 def check_budget(

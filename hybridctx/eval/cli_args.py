@@ -1,0 +1,90 @@
+"""Arguments the ``hybridctx eval`` commands share: where the data is, how much of it, where results go.
+
+Why: ``eval qa`` and ``eval route`` read the same datasets the same way, and
+a user who learned one should not meet different spellings in the other.
+Standard library only, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+__all__ = ["add_data_arguments", "int_list", "name_list", "progress", "quiet_bm25s", "resolve_data"]
+
+_SEP = re.compile(r"[,\s]+")
+
+
+def int_list(text: str) -> list[int]:
+    """``"512,1024"`` -> ``[512, 1024]``; argparse turns the error into exit code 2."""
+    values = []
+    for part in _SEP.split(text.strip()):
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a whole number; give e.g. 512,1024,2048") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value} is not a positive number of tokens")
+        values.append(value)
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one number, e.g. 512,1024")
+    return values
+
+
+def name_list(text: str) -> list[str]:
+    """``"a,b c"`` -> ``["a", "b", "c"]``."""
+    names = [n for n in _SEP.split(text.strip()) if n]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, limit: int, out: str) -> None:
+    """``--data --datasets --limit --seed --cache --out --no-progress --json``."""
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="a folder of datasets in the ../shared/data format, or one dataset folder with docs.jsonl "
+                        "and qa.jsonl (default: $HYBRIDCTX_EVAL_DATA, else ../shared/data)")
+    p.add_argument("--datasets", type=name_list, default=None, metavar="A,B",
+                   help="dataset folder names under --data (default: leval,locomo,hotpotqa,drcd,cmrc2018,longbench_zh)")
+    p.add_argument("--limit", type=int, default=limit, metavar="N",
+                   help=f"questions per dataset, sampled by --seed; 0 = all (default {limit})")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed (default 0)")
+    p.add_argument("--cache", default=None, metavar="DIR", help="keep built hybridctx indexes here and reuse them")
+    p.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
+                   help="encoder of hybridctx and the dense peers (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--out", default=out, metavar="DIR", help=f"where results are written (default {out})")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--json", action="store_true", help="print the results JSON instead of the table")
+
+
+def resolve_data(args: argparse.Namespace) -> Path:
+    """``--data``, or the default root (``$HYBRIDCTX_EVAL_DATA``, else ``../shared/data``)."""
+    from hybridctx.eval.datasets import default_data_root
+
+    return Path(args.data) if args.data else default_data_root()
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    """``False`` with ``--no-progress``, else ``None`` (bars on a terminal)."""
+    return False if args.no_progress else None
+
+
+def quiet_bm25s() -> None:
+    """Import bm25s and jieba now and undo the DEBUG level they give their loggers on import.
+
+    Without this, their DEBUG lines (index building, dictionary loading) flood
+    stderr in the middle of the progress bars whatever ``-v`` says.
+    """
+    import importlib
+
+    level = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
+    for name in ("bm25s", "jieba"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # jieba is optional (Chinese word splitting); nothing to quiet then
+            continue
+        logging.getLogger(name).setLevel(level)

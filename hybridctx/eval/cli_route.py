@@ -1,0 +1,83 @@
+"""hybridctx eval route: the router on QA sets, against always-full and always-retrieve.
+
+Why a command: the router decides from cost estimates alone; this shows, per
+question of a QA set and for one model profile and set of limits, the mode it
+chose, the tokens, estimated cost and latency, and the evidence recall of what
+it sent, beside the two fixed policies, and whether it keeps >= 95% of
+always-full's recall for <= 25% of its tokens. Writes ``route.json``,
+``route.md`` and ``route.png`` into ``--out`` (see
+:mod:`hybridctx.eval.router_eval`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hybridctx.eval.cli_args import add_data_arguments, progress, quiet_bm25s, resolve_data
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="kimi", metavar="NAME",
+                   help="model profile the router costs against (default kimi; e.g. "
+                        "qwen2.5-7b-instruct-1m-vllm-h100)")
+    p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
+    p.add_argument("--max-usd", type=float, default=None, metavar="X", help="most money one request may cost")
+    p.add_argument("--max-latency-s", type=float, default=None, metavar="S", help="most seconds one request may take")
+    p.add_argument("--max-kv-gib", type=float, default=None, metavar="G", help="most KV-cache memory per request")
+    p.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="retrieval budget the router weighs and always-retrieve uses (default: the router's, 4096)")
+    p.add_argument("--min-budget", type=int, default=None, metavar="N")
+    p.add_argument("--max-budget", type=int, default=None, metavar="N")
+    p.add_argument("--target-recall", type=float, default=0.95, metavar="R",
+                   help="share of always-full's recall the router must keep (default 0.95)")
+    p.add_argument("--target-tokens", type=float, default=0.25, metavar="T",
+                   help="share of always-full's tokens the router may send (default 0.25)")
+    p.add_argument("--stem", default="route", metavar="NAME", help="file names in --out: NAME.json/.md/.png")
+    add_data_arguments(p, limit=40, out="results/route")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hybridctx.errors import ConfigError
+    from hybridctx.eval.datasets import load_datasets
+    from hybridctx.eval.methods import MethodOptions, build_methods
+    from hybridctx.eval.router_eval import evaluate_routes
+    from hybridctx.profiles import profile_counter
+    from hybridctx.router import Router, RouteLimits
+
+    if args.limit < 0:
+        raise ConfigError(f"--limit {args.limit} must be >= 0 (0 = every question)")
+    if args.budget is not None and args.budget < 1:
+        raise ConfigError(f"--budget {args.budget} must be a positive number of tokens")
+    for key in ("target_recall", "target_tokens"):
+        if not 0 < getattr(args, key) <= 1:
+            raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)} must be in (0, 1]")
+    limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
+              "min_budget": args.min_budget, "max_budget": args.max_budget}
+    router = Router(args.profile, RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None}),
+                    profiles_file=args.profiles)
+    counter = profile_counter(router.profile)
+    if counter.name != router.profile.tokenizer:
+        print(f"note: tokenizer {router.profile.tokenizer!r} of {router.profile.name} is not available offline; "
+              f"tokens are counted with {counter.name} (approximate)", file=sys.stderr)
+    quiet_bm25s()
+    sets = load_datasets(resolve_data(args), args.datasets, limit=args.limit or None, seed=args.seed)
+    for name, eval_set in sets.items():
+        print(f"{name}: {len(eval_set.questions)} questions, {len(eval_set.docs)} documents", file=sys.stderr)
+    options = MethodOptions(tokenizer=counter.name, encoder=args.encoder,
+                            cache_dir=Path(args.cache) if args.cache else None, show_progress=progress(args))
+    (method,) = build_methods(["hybridctx"], options)
+    report = evaluate_routes(sets, router, method, budget=args.budget, counter=counter,
+                             min_recall_ratio=args.target_recall, max_token_ratio=args.target_tokens,
+                             show_progress=progress(args))
+    if args.budget is not None and report.budget != args.budget:
+        print(f"note: --budget {args.budget} became {report.budget} (--min-budget/--max-budget and the window "
+              f"of {router.profile.name})", file=sys.stderr)
+    table = report.write(args.out, stem=args.stem)
+    print(report.to_json() if args.json else table, end="\n" if args.json else "")
+    print(f"written to {args.out}/{args.stem}.json, {args.stem}.md, {args.stem}.png", file=sys.stderr)
+    return 0

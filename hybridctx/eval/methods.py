@@ -1,0 +1,293 @@
+"""Retrieval methods by name: hybridctx, its variants and the peers, for the CLI and benchmarks.
+
+Why: ``hybridctx eval qa --methods ...``, ``benchmarks/eval_peers.py`` and
+``benchmarks/eval_variants.py`` must build the very same method for the same
+name, or their numbers cannot be compared. This module is that one place: a
+registry of names (those of docs/benchmarks.md, plus short aliases), the
+hybridctx variants tried while tuning, and :func:`register_method` for a
+method of one's own (a test's oracle, a new peer).
+
+hybridctx methods that share encoder settings share one encoder object, and so
+one index: comparing retrieval settings costs no re-encoding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
+
+from hybridctx.errors import ConfigError
+from hybridctx.settings import did_you_mean
+from hybridctx.spans import GrowthRule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hybridctx.eval.hybrid_method import HybridCtxMethod
+    from hybridctx.eval.peers import RetrievalMethod
+    from hybridctx.retrieval import RetrievalConfig
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_METHODS",
+    "ENCODERS",
+    "RETRIEVAL",
+    "HybridSpec",
+    "MethodOptions",
+    "build_methods",
+    "canonical_name",
+    "method_names",
+    "register_method",
+    "variant_methods",
+]
+
+# Encoder variants: each needs its own encoding pass.
+ENCODERS: dict[str, dict[str, Any]] = {
+    "isolated": {"context": "isolated"},
+    "window": {"context": "window"},
+    "window512": {"context": "window", "window": 512, "overlap": 128},
+    "window-ov32": {"context": "window", "overlap": 32},
+    "mix": {"context": "mix", "mix_weight": 0.5},
+    "mix30": {"context": "mix", "mix_weight": 0.3},
+    "landmark": {"context": "window", "pooling": "landmark"},
+}
+# Retrieval variants on the default encoder: they share its index.
+RETRIEVAL: dict[str, dict[str, Any]] = {
+    "dense": {"mode": "dense"},
+    "lexical": {"mode": "lexical"},
+    "hybrid": {"mode": "hybrid"},
+    "grow0": {"growth": GrowthRule(back=0, forward=0)},
+    "grow2-1": {"growth": GrowthRule(back=2, forward=1)},
+    "grow3-1": {"growth": GrowthRule(back=3, forward=1)},
+    "grow5-1": {"growth": GrowthRule(back=5, forward=1)},
+    "grow3-3": {"growth": GrowthRule(back=3, forward=3)},
+    "grow4-2": {"growth": GrowthRule(back=4, forward=2)},
+    "grow6-3": {"growth": GrowthRule(back=6, forward=3)},
+    "lex2": {"lexical_weight": 2.0},
+    "dense15": {"dense_weight": 1.5},
+    "rrf20": {"rrf_k": 20.0},
+    "cand200": {"candidates": 200},
+    "cand400": {"candidates": 400},
+    "lexsent": {"lexical_context": (0, 0)},
+    "sup0": {"growth": GrowthRule(back=3, forward=1, support=0.0), "lexical_context": (0, 0)},
+    "sup0-21": {"growth": GrowthRule(back=2, forward=1, support=0.0), "lexical_context": (0, 0)},
+    "sup0-10": {"growth": GrowthRule(back=1, forward=0, support=0.0), "lexical_context": (0, 0)},
+    "sup0-ctx": {"growth": GrowthRule(back=3, forward=1, support=0.0)},
+    "cap25": {"growth": GrowthRule(back=3, forward=1, support=0.0), "max_span_share": 0.25},
+    "cap50": {"growth": GrowthRule(back=3, forward=1, support=0.0), "max_span_share": 0.5},
+    "cap100": {"growth": GrowthRule(back=3, forward=1, support=0.0), "max_span_share": None},
+    "cap35-sent": {"growth": GrowthRule(back=3, forward=1, support=0.0), "max_span_share": 0.35,
+                   "lexical_context": (0, 0)},
+    "sup0-rrf10": {"growth": GrowthRule(back=3, forward=1, support=0.0), "lexical_context": (0, 0), "rrf_k": 10.0},
+    "lexctx11": {"lexical_context": (1, 1)},
+    "lexctx31": {"lexical_context": (3, 1)},
+    "lexctx53": {"lexical_context": (5, 3)},
+    "lexctx31w1": {"lexical_context": (3, 1), "lexical_neighbour_weight": 1.0},
+    "dense2": {"dense_weight": 2.0},
+}
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """What every method is built with.
+
+    Attributes:
+        tokenizer: the tokenizer budgets are counted in.
+        encoder: encoder model (name or path) for hybridctx and the dense
+            peers alike; ``None`` is the packaged all-MiniLM-L6-v2.
+        device: encoder device (``None``: automatic).
+        cache_dir: where hybridctx keeps built indexes for later runs.
+        show_progress: progress bars (``None``: on a terminal).
+    """
+
+    tokenizer: str = "cl100k_base"
+    encoder: str | None = None
+    device: str | None = None
+    cache_dir: Path | None = None
+    show_progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class HybridSpec:
+    """A hybridctx method: encoder settings and changes to the default ``RetrievalConfig``."""
+
+    encoder: Mapping[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+MethodFactory = Callable[[MethodOptions], "RetrievalMethod"]
+_Entry = Union[HybridSpec, MethodFactory]
+
+
+def _peer(kind: str, size: int) -> MethodFactory:
+    def build(o: MethodOptions) -> RetrievalMethod:
+        from hybridctx.eval import peers
+
+        dense = dict(encoder=o.encoder, device=o.device, tokenizer=o.tokenizer, show_progress=o.show_progress)
+        if kind == "chunks":
+            return peers.LlamaIndexChunks(size, **dense)
+        if kind == "window":
+            return peers.LlamaIndexSentenceWindow(size, **dense)
+        if kind == "bm25":
+            return peers.BM25Chunks(size, tokenizer=o.tokenizer, show_progress=o.show_progress)
+        return peers.Truncation(tokenizer=o.tokenizer)
+
+    return build
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "hybridctx": HybridSpec(),
+    "hybridctx-dense": HybridSpec(changes={"mode": "dense"}),
+    "hybridctx-lexical": HybridSpec(changes={"mode": "lexical"}),
+    "llamaindex-chunks-256": _peer("chunks", 256),
+    "llamaindex-chunks-512": _peer("chunks", 512),
+    "llamaindex-window-3": _peer("window", 3),
+    "bm25-chunks-256": _peer("bm25", 256),
+    "truncation": _peer("truncation", 0),
+}
+_REGISTRY.update({f"hx-{name}": HybridSpec(encoder=spec) for name, spec in ENCODERS.items()})
+_REGISTRY.update({f"hx-{name}": HybridSpec(encoder=ENCODERS["window"], changes=spec)
+                  for name, spec in RETRIEVAL.items()})
+
+ALIASES: dict[str, str] = {
+    "llamaindex-256": "llamaindex-chunks-256",
+    "llamaindex-512": "llamaindex-chunks-512",
+    "sentence-window": "llamaindex-window-3",
+    "bm25-256": "bm25-chunks-256",
+    "hybridctx-bm25": "hybridctx-lexical",
+}
+DEFAULT_METHODS = ("hybridctx", "llamaindex-chunks-256", "llamaindex-chunks-512", "llamaindex-window-3",
+                   "bm25-chunks-256", "truncation")
+
+
+def register_method(name: str, factory: MethodFactory | HybridSpec, *, replace: bool = False) -> None:
+    """Make ``name`` buildable by :func:`build_methods` (and ``hybridctx eval qa --methods``).
+
+    Args:
+        name: the method's name; the built method's ``name`` must equal it.
+        factory: ``MethodOptions -> RetrievalMethod``, or a :class:`HybridSpec`.
+        replace: allow replacing a registered name.
+
+    Raises:
+        ConfigError: the name is taken (or is an alias) and ``replace`` is false.
+    """
+    if not replace and (name in _REGISTRY or name in ALIASES):
+        raise ConfigError(f"method name {name!r} is already registered; pass replace=True to replace it")
+    _REGISTRY[name] = factory
+
+
+def method_names() -> list[str]:
+    """Every registered name, the defaults first (aliases not included)."""
+    return list(DEFAULT_METHODS) + sorted(n for n in _REGISTRY if n not in DEFAULT_METHODS)
+
+
+def canonical_name(name: str) -> str:
+    """The registered name for ``name`` or one of its aliases.
+
+    Raises:
+        ConfigError: unknown name; the message names the closest ones.
+    """
+    name = name.strip()
+    if name in _REGISTRY:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    hint = did_you_mean(name, [*_REGISTRY, *ALIASES], n=3, cutoff=0.5)
+    raise ConfigError(
+        f"unknown method {name!r}{hint}; known: {', '.join(DEFAULT_METHODS)}, their aliases "
+        f"({', '.join(ALIASES)}) and the hx-* variants ({', '.join(n for n in _REGISTRY if n.startswith('hx-'))})"
+    )
+
+
+def build_methods(names: Sequence[str], options: MethodOptions | None = None) -> list[RetrievalMethod]:
+    """Build the methods named (registered names or aliases), in order.
+
+    Raises:
+        ConfigError: an unknown name, the same method twice, or a factory whose
+            method is named differently from its registration.
+    """
+    options = options or MethodOptions()
+    resolved = [canonical_name(n) for n in names]  # every name is checked before anything loads
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError(f"methods {list(names)} name the same method twice; give each once")
+    shared: dict[str, HybridCtxMethod] = {}
+    out: list[RetrievalMethod] = []
+    for name in resolved:
+        entry = _REGISTRY[name]
+        method = _hybrid(name, entry, options, shared) if isinstance(entry, HybridSpec) else entry(options)
+        if method.name != name:
+            raise ConfigError(f"the factory registered as {name!r} built a method named {method.name!r}")
+        out.append(method)
+    return out
+
+
+def variant_methods(
+    names: Sequence[str],
+    *,
+    base_encoder: str = "window",
+    base: RetrievalConfig | None = None,
+    options: MethodOptions | None = None,
+    dense_too: bool = False,
+) -> list[RetrievalMethod]:
+    """The methods of ``benchmarks/eval_variants.py``: bare variant names, ``hx-``-prefixed.
+
+    Args:
+        names: keys of :data:`ENCODERS` (an encoder variant) or :data:`RETRIEVAL`
+            (retrieval settings on ``base_encoder``), or ``peer:NAME``.
+        base_encoder: the encoder of the retrieval variants.
+        base: retrieval settings the variants change (default: the defaults).
+        options: as for :func:`build_methods`.
+        dense_too: also score each encoder variant in dense-only mode.
+
+    Raises:
+        ConfigError: an unknown variant or peer.
+    """
+    options = options or MethodOptions()
+    if base_encoder not in ENCODERS:
+        raise ConfigError(f"unknown base encoder {base_encoder!r}{did_you_mean(base_encoder, ENCODERS)}")
+    shared: dict[str, HybridCtxMethod] = {}
+    out: list[RetrievalMethod] = []
+    for name in names:
+        if name in ENCODERS:
+            method = _hybrid(f"hx-{name}", HybridSpec(ENCODERS[name]), options, shared, base)
+            out.append(method)
+            if dense_too:  # the encoder alone, on the same index
+                out.append(method.with_config(f"hx-{name}-dense", mode="dense"))
+        elif name in RETRIEVAL:
+            out.append(_hybrid(f"hx-{name}", HybridSpec(ENCODERS[base_encoder], RETRIEVAL[name]), options, shared,
+                               base))
+        elif name.startswith("peer:"):
+            out.extend(build_methods([name[5:]], options))
+        else:
+            hint = did_you_mean(name, [*ENCODERS, *RETRIEVAL], n=3, cutoff=0.5)
+            raise ConfigError(f"unknown variant {name!r}{hint}; known: {sorted(ENCODERS) + sorted(RETRIEVAL)} "
+                              "or peer:NAME")
+    return out
+
+
+def _hybrid(
+    name: str,
+    spec: HybridSpec,
+    options: MethodOptions,
+    shared: dict[str, HybridCtxMethod],
+    base: RetrievalConfig | None = None,
+) -> HybridCtxMethod:
+    from dataclasses import replace
+
+    from hybridctx.eval.hybrid_method import HybridCtxMethod
+    from hybridctx.retrieval import RetrievalConfig
+
+    encoder = dict(spec.encoder)
+    if options.encoder is not None:
+        encoder.setdefault("model", options.encoder)
+    if options.device is not None:
+        encoder.setdefault("device", options.device)
+    key = json.dumps(encoder, sort_keys=True, default=str)
+    config = replace(base or RetrievalConfig(), **dict(spec.changes))
+    if key not in shared:
+        shared[key] = HybridCtxMethod(name, encoder=encoder, config=config, tokenizer=options.tokenizer,
+                                      show_progress=options.show_progress, cache_dir=options.cache_dir)
+        return shared[key]
+    first = shared[key]
+    first._get_encoder()  # load once, so the variant shares the object (and the index)
+    return first.with_config(name, **{f: getattr(config, f) for f in config.__dataclass_fields__})
