@@ -47,9 +47,20 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the encoder runs")
     p.add_argument("--kind", default=None, metavar="FACTORY",
                    help="FAISS index kind: Flat (exact, default), HNSW32, IVF1024,PQ32, ...")
+    p.add_argument("--store", default=None, choices=["faiss", "pgvector", "qdrant"],
+                   help="where a new index keeps its vectors (default faiss, inside DIR)")
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="postgresql://... or a PostgreSQL data directory; a Qdrant URL or directory "
+                        "(default DIR.pgdata / DIR.qdrant; passwords are never saved)")
     p.add_argument("--pooling", default=None, choices=["mean", "landmark"], help="landmark vector pooling")
     p.add_argument("--context", default=None, choices=["window", "isolated", "mix"],
                    help="read sentences in context (window), alone, or both mixed")
+    p.add_argument("--on-disk", action="store_true",
+                   help="keep IVF lists and exact vectors on disk, read on demand, for corpora beyond RAM "
+                        "(needs an IVF kind; default IVF1024,PQ32)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="encode on a Ray cluster at ADDRESS (auto, ray://host:10001), or on a local one "
+                        "when ADDRESS is left out; one index is still written here (needs hybridctx[ray])")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files or lines with a warning")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -95,6 +106,12 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest answer")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
     p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
+
+    p = sub.add_parser("eval", help="measure retrieval and routing: niah, qa, route (see 'hybridctx eval WHAT -h')")
+    eval_sub = p.add_subparsers(dest="eval_verb", metavar="WHAT", required=True)
+    from hybridctx.eval.commands import register
+
+    register(eval_sub, lambda name, **kw: eval_sub.add_parser(name, formatter_class=formatter, **kw))
 
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
@@ -157,10 +174,21 @@ def _cmd_index(args: argparse.Namespace) -> int:
         encoder["pooling"] = args.pooling
     if args.context:
         encoder["context"] = args.context
+    if args.on_disk:
+        from hybridctx.indexers.ondisk_ivf import on_disk_kind
+
+        args.kind = on_disk_kind(args.kind)
+    if args.ray is not None:
+        from hybridctx.embeddings.ray_encoding import ray_encoder_for
+
+        encoder = ray_encoder_for(args.index, encoder, address=args.ray)  # type: ignore[assignment]
     report = HybridContext.build(
         args.paths, args.index, encoder=encoder, kind=args.kind, skip_bad=args.skip_bad,
+        store=args.store, store_url=args.store_url,
         show_progress=False if args.no_progress else None,
     )
+    if args.ray is not None:  # after an error, Ray's own exit hook stops what it started
+        encoder.close()  # type: ignore[union-attr]
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
@@ -278,6 +306,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from hybridctx.eval.commands import run
+
+    return run(args)
+
+
 def _cmd_delete(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
@@ -291,6 +325,7 @@ _COMMANDS = {
     "retrieve": _cmd_retrieve,
     "route": _cmd_route,
     "ask": _cmd_ask,
+    "eval": _cmd_eval,
     "info": _cmd_info,
     "delete": _cmd_delete,
 }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hybridctx.datatypes import PackedContext
+from hybridctx.indexers.store_protocol import StoreKind
 from hybridctx.indexing import IndexReport, build_index
 from hybridctx.retrieval import RetrievalConfig, Retriever, SearchMode
 
@@ -34,6 +35,18 @@ class HybridContext:
         self.path = path
         self.retriever = Retriever(store, encoder, config)
 
+    def close(self) -> None:
+        """Closes the index (its tables and any vector-store connection)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "HybridContext":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- building --------------------------------------------------------
     @staticmethod
     def build(
@@ -44,6 +57,8 @@ class HybridContext:
         kind: str | None = None,
         skip_bad: bool = False,
         show_progress: bool | None = None,
+        store: StoreKind | None = None,
+        store_url: str | None = None,
     ) -> IndexReport:
         """Index files (``.txt .md .html .pdf .jsonl`` or directories) into ``index_dir``.
 
@@ -58,16 +73,27 @@ class HybridContext:
             kind: FAISS factory string for a new index (default ``Flat``).
             skip_bad: skip bad files/lines with a warning instead of failing.
             show_progress: progress bar (``None``: on a terminal).
+            store: where a new index keeps its vectors: ``faiss`` (default, in
+                ``index_dir``), ``pgvector`` or ``qdrant``; an update keeps the index's.
+            store_url: the store's location: ``postgresql://...`` or a local
+                PostgreSQL data directory; a Qdrant URL, directory or ``:memory:``.
+                Default: a sibling of ``index_dir`` (``DIR.pgdata``, ``DIR.qdrant``).
+                Never written down with its password.
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
         enc = _encoder_for(index_dir, encoder)
-        return build_index(list(paths), index_dir, encoder=enc, kind=kind, skip_bad=skip_bad, show_progress=show_progress)
+        return build_index(list(paths), index_dir, encoder=enc, kind=kind, skip_bad=skip_bad,
+                           show_progress=show_progress, store=store, store_url=store_url)
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def open(cls, index_dir: str | Path, *, config: RetrievalConfig | None = None, device: str = "auto", verify: bool = True) -> "HybridContext":
-        """Load an index and the encoder it was built with.
+    def open(cls, index_dir: str | Path, *, config: RetrievalConfig | None = None, device: str = "auto",
+             verify: bool = True, store_url: str | None = None) -> "HybridContext":
+        """Load an index and the encoder it was built with (reconnecting its vector store).
+
+        ``store_url`` overrides the manifest's store location (e.g. to give a
+        password); ``$HYBRIDCTX_STORE_URL`` does the same.
 
         Raises:
             IndexNotFoundError, IndexCorruptError, IndexVersionError: the index is unusable.
@@ -76,7 +102,7 @@ class HybridContext:
 
         manifest = read_manifest(index_dir, verify=verify)
         encoder = _encoder_from_identity(manifest.get("encoder") or {}, device)
-        store = LandmarkStore.load(index_dir, verify=False)
+        store = LandmarkStore.load(index_dir, verify=False, store_url=store_url)
         return cls(store, encoder, config, str(index_dir))
 
     @staticmethod
@@ -92,6 +118,7 @@ class HybridContext:
             "created": manifest.get("created"),
             "encoder": manifest.get("encoder"),
             "vectors": manifest.get("index"),
+            "store": manifest.get("store") or {"kind": "faiss"},
             "counts": manifest.get("counts"),
             "lexical": manifest.get("lexical"),
             "files": {name: meta.get("bytes") for name, meta in (manifest.get("files") or {}).items()},
@@ -104,12 +131,15 @@ class HybridContext:
         from hybridctx.indexers import LandmarkStore
 
         store = LandmarkStore.load(index_dir)
-        missing = [d for d in doc_ids if not store.has_document(d)]
-        if missing:
-            raise InputError(f"no document {missing[0]!r} in the index at '{index_dir}'; nothing was deleted")
-        for doc_id in doc_ids:
-            store.delete_document(doc_id)
-        store.save(index_dir)
+        try:
+            missing = [d for d in doc_ids if not store.has_document(d)]
+            if missing:
+                raise InputError(f"no document {missing[0]!r} in the index at '{index_dir}'; nothing was deleted")
+            for doc_id in doc_ids:
+                store.delete_document(doc_id)
+            store.save(index_dir)  # also deletes their vectors from an external store
+        finally:
+            store.close()
         return len(doc_ids)
 
     # -- routing ---------------------------------------------------------

@@ -108,8 +108,10 @@ def index_documents(
         group, group_size = [], 0
 
     for doc in documents:
-        plan = store.documents_to_update([(doc.doc_id, doc.content_hash)])
-        if doc.doc_id in plan.unchanged:
+        # has_document first: planning reads every stored hash, which made a
+        # fresh build of n documents O(n^2).
+        plan = store.documents_to_update([(doc.doc_id, doc.content_hash)]) if store.has_document(doc.doc_id) else None
+        if plan is not None and doc.doc_id in plan.unchanged:
             unchanged.append(doc.doc_id)
             bar.update(1)
             continue
@@ -141,25 +143,58 @@ def build_index(
     kind: str | None = None,
     skip_bad: bool = False,
     show_progress: bool | None = None,
+    store: str | None = None,
+    store_url: str | None = None,
 ) -> IndexReport:
-    """Index files into ``index_dir`` (created, or updated in place atomically)."""
+    """Index files into ``index_dir`` (created, or updated in place atomically).
+
+    ``store`` (``faiss`` default, ``pgvector``, ``qdrant``) and ``store_url`` choose
+    where a new index keeps its vectors (see :mod:`hybridctx.indexers.store_registry`);
+    an existing index keeps its store, and ``store_url`` only reconnects it.
+    """
+    from hybridctx.errors import ConfigError
     from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexers.store_registry import StoreSpec, default_location
 
     started = time.perf_counter()
     index_dir = Path(index_dir)
     identity = dict(encoder.identity)
-    if (index_dir / "manifest.json").exists() or index_dir.exists() and any(index_dir.iterdir()):
-        store = LandmarkStore.load(index_dir, expected_encoder=identity)
-        if kind is not None and kind != store.kind:
-            logger.warning("index at %s is of kind %s; --kind %s is ignored for an update", index_dir, store.kind, kind)
+    existing = (index_dir / "manifest.json").exists() or index_dir.exists() and any(index_dir.iterdir())
+    if existing:
+        lm_store = LandmarkStore.load(index_dir, expected_encoder=identity, store_url=store_url)
+        if store is not None and store != lm_store.store.kind:
+            lm_store.close()
+            raise ConfigError(f"the index at '{index_dir}' keeps its vectors in {lm_store.store.kind}, not {store}; "
+                              "index into a new directory to use another store")
+        if kind is not None and kind != lm_store.kind:
+            logger.warning("index at %s is of kind %s; --kind %s is ignored for an update", index_dir, lm_store.kind, kind)
     else:
-        store = LandmarkStore.create(encoder.dim, kind or "Flat", encoder_identity=identity)
-    errors: list[DocumentError] = []
-    docs = load_documents(paths, skip_bad=skip_bad, errors=errors)
-    added, replaced, unchanged, landmarks, tokens = index_documents(docs, store, encoder, show_progress=show_progress)
-    store.save(index_dir)
+        if store_url and store in (None, "faiss"):
+            raise ConfigError("a store URL needs --store pgvector or --store qdrant; FAISS keeps vectors in the index")
+        spec = StoreSpec(store or "faiss", store_url or default_location(store or "faiss", index_dir))
+        if spec.external and kind is not None:
+            logger.warning("--kind %s applies to FAISS only; the %s store uses its own HNSW index", kind, spec.kind)
+        lm_store = LandmarkStore.create(encoder.dim, kind or "Flat", encoder_identity=identity, store=spec)
+    try:
+        errors: list[DocumentError] = []
+        docs = load_documents(paths, skip_bad=skip_bad, errors=errors)
+        added, replaced, unchanged, landmarks, tokens = index_documents(
+            docs, lm_store, encoder, show_progress=show_progress)
+        lm_store.save(index_dir)
+        counts = lm_store.counts()
+    except BaseException:
+        if not existing and lm_store.store.external:  # nothing names the new table: remove it
+            from hybridctx.errors import IndexStoreError
+
+            try:
+                lm_store.vectors.engine.drop()
+            except IndexStoreError as exc:
+                logger.warning("could not remove the %s data of the failed new index: %s", lm_store.store.kind, exc)
+        raise
+    finally:
+        lm_store.close()
     return IndexReport(
         index=str(index_dir), added=tuple(added), replaced=tuple(replaced), unchanged=tuple(unchanged),
         skipped=tuple(e.path + (f":{e.line}" if e.line else "") for e in errors), landmarks=landmarks,
-        tokens=tokens, seconds=time.perf_counter() - started, counts=store.counts(), encoder=identity,
+        tokens=tokens, seconds=time.perf_counter() - started, counts=counts, encoder=identity,
     )

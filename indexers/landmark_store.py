@@ -4,11 +4,15 @@ Why: a retriever needs one object that answers "which landmarks are closest to
 this query (within these documents)?" and "what text and offsets does row r
 stand for?", and that keeps the tables, the FAISS vectors and the lexical
 index in step when documents are added, replaced or deleted. This module only
-composes :class:`DocumentTables`, :class:`FaissVectorIndex` and
-:class:`LexicalIndex`; the durability rules live in :mod:`persistence`.
+composes :class:`DocumentTables`, a vector store (:class:`FaissVectorIndex`,
+or :class:`ExternalVectors` over PostgreSQL/pgvector or Qdrant) and
+:class:`LexicalIndex`; the durability rules live in :mod:`persistence` (and,
+for vectors in an engine, :mod:`external_vectors`).
 
-Index directory: ``manifest.json``, ``tables.sqlite``, ``vectors.faiss``,
-``vectors.npy``, ``vector_ids.npy``, ``vectors.json`` and ``lexical.*``.
+Index directory: ``manifest.json``, ``tables.sqlite``, ``lexical.*``, and
+``vectors.faiss``, ``vectors.npy``, ``vector_ids.npy``, ``vectors.json`` for
+FAISS, or ``store_pending.npy`` for an external store (whose kind, location and
+table/collection the manifest's ``store`` entry records, without secrets).
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import numpy as np
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError
+from hybridctx.indexers.external_vectors import ExternalVectors, create_vectors, open_vectors
 from hybridctx.indexers.faiss_index import FaissVectorIndex
 from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings
 from hybridctx.indexers.persistence import check_encoder, read_manifest, write_index_dir
+from hybridctx.indexers.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
 
 __all__ = ["LandmarkStore", "UpdatePlan"]
@@ -65,7 +71,7 @@ class LandmarkStore:
     def __init__(
         self,
         tables: DocumentTables,
-        vectors: FaissVectorIndex,
+        vectors: FaissVectorIndex | ExternalVectors,
         encoder_identity: Mapping[str, Any],
         lexical: LexicalIndex | None = None,
         lexical_settings: TokenizerSettings = TokenizerSettings(),
@@ -87,8 +93,9 @@ class LandmarkStore:
         ef_search: int | None = None,
         use_gpu: bool | None = None,
         lexical_settings: TokenizerSettings = TokenizerSettings(),
+        store: StoreSpec | None = None,
     ) -> LandmarkStore:
-        """An empty store held in memory until :meth:`save`.
+        """An empty store held in memory until :meth:`save` (vectors in ``store``'s engine at once).
 
         Args:
             dim: vector dimension of the encoder.
@@ -97,13 +104,20 @@ class LandmarkStore:
                 written to the manifest and checked on load.
             nprobe, ef_search, use_gpu: see :class:`FaissVectorIndex`.
             lexical_settings: BM25 tokenizer options.
+            store: where vectors live (default FAISS in the index directory);
+                ``kind`` and the FAISS options apply to FAISS only.
 
         Raises:
             ConfigError: ``dim`` disagrees with the identity's, or a bad ``kind``.
+            MissingDependencyError, IndexStoreError: the external store is unusable.
         """
         if "dim" in encoder_identity and int(encoder_identity["dim"]) != int(dim):
             raise ConfigError(f"dim={dim} but the encoder identity says dim={encoder_identity['dim']}")
-        vectors = FaissVectorIndex(dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
+        vectors: FaissVectorIndex | ExternalVectors
+        if store is not None and store.external:
+            vectors = create_vectors(store, dim)
+        else:
+            vectors = FaissVectorIndex(dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
         return cls(DocumentTables.create(), vectors, encoder_identity, lexical_settings=lexical_settings)
 
     # -- properties -----------------------------------------------------
@@ -113,14 +127,20 @@ class LandmarkStore:
 
     @property
     def kind(self) -> str:
+        """FAISS factory string, or the engine's name for an external store."""
         return self._vectors.kind
+
+    @property
+    def store(self) -> StoreSpec:
+        """Where the vectors live (``StoreSpec().kind == "faiss"``)."""
+        return self._vectors.spec if isinstance(self._vectors, ExternalVectors) else StoreSpec()
 
     @property
     def encoder_identity(self) -> dict[str, Any]:
         return dict(self._encoder)
 
     @property
-    def vectors(self) -> FaissVectorIndex:
+    def vectors(self) -> FaissVectorIndex | ExternalVectors:
         """The vector index (rows are its ids)."""
         return self._vectors
 
@@ -162,6 +182,7 @@ class LandmarkStore:
 
         Raises:
             InputError: shapes disagree or a landmark does not fit the document.
+            IndexStoreError: the external store failed; nothing was changed.
         """
         x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2 or x.shape != (len(landmarks), self.dim):
@@ -171,10 +192,22 @@ class LandmarkStore:
             )
         if not np.isfinite(x).all():
             raise InputError(f"document {doc.doc_id!r}: vectors contain NaN or infinity")
-        if self._tables.has_document(doc.doc_id):
-            self.delete_document(doc.doc_id)
-        rows = self._tables.add_document(doc, landmarks, token_counts)
-        self._vectors.add(rows, x)
+        # Vectors first, under the rows the tables will assign: a store that fails
+        # leaves the tables (and a replaced document) as they were.
+        rows = np.arange(self._tables.next_row(), self._tables.next_row() + len(landmarks), dtype=np.int64)
+        if isinstance(self._vectors, ExternalVectors):
+            self._vectors.add(rows, x, doc.doc_id)
+        else:
+            self._vectors.add(rows, x)
+        try:
+            if self._tables.has_document(doc.doc_id):
+                self.delete_document(doc.doc_id)
+            assigned = self._tables.add_document(doc, landmarks, token_counts)
+        except BaseException:
+            self._vectors.remove(rows)
+            raise
+        if not np.array_equal(assigned, rows):
+            raise IndexCorruptError(f"tables assigned rows {assigned[:3]}... not {rows[:3]}...; this is a bug")
         self._lexical = None
         return rows
 
@@ -242,6 +275,8 @@ class LandmarkStore:
             (``-1`` / ``-inf`` padding).
         """
         allowed = None if doc_ids is None else self.rows_for_documents(doc_ids)
+        if isinstance(self._vectors, ExternalVectors):  # filtered by document in the engine
+            return self._vectors.search(queries, k, allowed, doc_ids=doc_ids, below=self._tables.next_row())
         return self._vectors.search(queries, k, allowed_ids=allowed)
 
     def lexical(self) -> LexicalIndex:
@@ -286,20 +321,30 @@ class LandmarkStore:
 
         def write_files(tmp: Path) -> dict[str, Any]:
             self._tables.backup_to(tmp / TABLES_FILE)
-            self._vectors.save(tmp)
+            if isinstance(self._vectors, ExternalVectors):
+                self._vectors.write(tmp)
+            else:
+                self._vectors.save(tmp)
             if lex is not None:
                 lex.save(tmp)
             return {}
 
+        store = self.store.to_manifest()
+        if isinstance(self._vectors, ExternalVectors):
+            store["engine"] = self._vectors.engine.describe()
         extra = {
             "encoder": self._encoder,
-            "index": {"backend": "faiss", "kind": self.kind, "dim": self.dim, "metric": "inner_product"},
+            "index": {"backend": store["kind"], "kind": self.kind, "dim": self.dim, "metric": "inner_product"},
+            "store": store,
             "counts": counts,
             "next_row": self._tables.next_row(),
             "lexical": {"method": "bm25", "saved": lex is not None,
                         "tokenizer": asdict(self._lexical_settings)},
         }
-        return write_index_dir(path, write_files, extra)
+        manifest = write_index_dir(path, write_files, extra)
+        if isinstance(self._vectors, ExternalVectors):
+            self._vectors.saved(self._tables.next_row())
+        return manifest
 
     @classmethod
     def load(
@@ -310,6 +355,7 @@ class LandmarkStore:
         verify: bool = True,
         mmap: bool = False,
         use_gpu: bool | None = None,
+        store_url: str | None = None,
     ) -> LandmarkStore:
         """Opens a saved index (tables read-only in place until the first change).
 
@@ -320,22 +366,37 @@ class LandmarkStore:
             verify: check every file's size and SHA-256 first.
             mmap: map ``vectors.npy`` instead of reading it into memory.
             use_gpu: see :class:`FaissVectorIndex`.
+            store_url: for an external store, the URL to connect with instead of
+                the manifest's (e.g. with its password); default
+                ``$HYBRIDCTX_STORE_URL``, else the manifest's.
 
         Raises:
             IndexNotFoundError, IndexCorruptError, IndexVersionError,
             EncoderMismatchError: see :func:`read_manifest` / :func:`check_encoder`.
+            IndexStoreError, MissingDependencyError: the external store is unusable.
         """
         path = Path(path)
         manifest = read_manifest(path, verify=verify)
         if expected_encoder is not None:
             check_encoder(manifest, expected_encoder)
+        spec = StoreSpec.from_manifest(manifest.get("store"), store_url)
         tables = DocumentTables.open(path / TABLES_FILE)
-        vectors = FaissVectorIndex.load(path, mmap=mmap, use_gpu=use_gpu)
+        vectors: FaissVectorIndex | ExternalVectors
+        try:
+            if spec.external:
+                vectors = open_vectors(spec, manifest, path)
+            else:
+                vectors = FaissVectorIndex.load(path, mmap=mmap, use_gpu=use_gpu)
+        except BaseException:
+            tables.close()
+            raise
         lex_info = manifest.get("lexical") or {}
         lexical = LexicalIndex.load(path) if lex_info.get("saved") else None
         counts = tables.counts()
         if counts != manifest.get("counts") or len(vectors) != counts["landmarks"]:
             tables.close()
+            if isinstance(vectors, ExternalVectors):
+                vectors.close()
             raise IndexCorruptError(
                 f"index at '{path}/' is inconsistent: manifest counts {manifest.get('counts')}, "
                 f"tables {counts}, vectors {len(vectors)}; rebuild it"
@@ -348,5 +409,7 @@ class LandmarkStore:
         return cls(tables, vectors, manifest.get("encoder") or {}, lexical, settings)
 
     def close(self) -> None:
-        """Closes the SQLite connection."""
+        """Closes the SQLite connection (and the external store's connection)."""
         self._tables.close()
+        if isinstance(self._vectors, ExternalVectors):
+            self._vectors.close()
