@@ -36,7 +36,18 @@ def render_cli_reference() -> str:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 parts += ["", f"## hybridctx {name}", "", "```text", sub.format_help().rstrip(), "```"]
+                parts += _nested(sub, f"hybridctx {name}")
     return "\n".join(parts) + "\n"
+
+
+def _nested(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    """Sections for sub-commands of a sub-command (``hybridctx eval niah``)."""
+    parts: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                parts += ["", f"### {prefix} {name}", "", "```text", sub.format_help().rstrip(), "```"]
+    return parts
 
 
 if __name__ == "__main__":  # pragma: no cover
