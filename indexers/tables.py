@@ -122,12 +122,17 @@ class DocumentTables:
     def open(cls, path: str | os.PathLike[str]) -> DocumentTables:
         """Opens a saved tables file read-only (never written; copied to memory on change).
 
+        The connection may be used from any thread (retrieval from a web server's
+        or LangChain's thread pool); writing stays single-threaded.
+
         Raises:
             IndexCorruptError: the file is not a tables file of this schema.
         """
         uri = Path(path).resolve().as_uri() + "?mode=ro&immutable=1"
         try:
-            conn = sqlite3.connect(uri, uri=True)
+            # Read-only and immutable, so any thread may query it: Python's sqlite3 module
+            # serialises calls on one connection, and nothing here ever writes.
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             schema = dict(conn.execute("SELECT key, value FROM meta").fetchall()).get("schema")
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"'{path}' is not a readable hybridctx tables file: {exc}") from exc
