@@ -1,9 +1,10 @@
-"""The vector-index protocol the landmark store and retrievers program against.
+"""The protocol of a vector index that saves itself into the index directory.
 
-Why: FAISS (CPU or GPU) is the built-in backend, but scale-out stores (pgvector,
-Qdrant) must be able to stand in. They only need to map int64 ids (landmark
-rows) to unit vectors and answer inner-product top-k queries, optionally
-restricted to a set of ids.
+Why: :class:`~hybridctx.indexers.store_protocol.VectorStore` is all the landmark
+store needs to search; an index kept *inside* the index directory (FAISS, the
+on-disk IVF) must also save and load itself with the directory's atomic save.
+External engines (pgvector, Qdrant) keep their vectors elsewhere and only meet
+``VectorStore``.
 """
 
 from __future__ import annotations
@@ -11,47 +12,14 @@ from __future__ import annotations
 import os
 from typing import Protocol, runtime_checkable
 
-import numpy as np
+from hybridctx.indexers.store_protocol import VectorStore
 
 __all__ = ["VectorIndex"]
 
 
 @runtime_checkable
-class VectorIndex(Protocol):
-    """Inner-product top-k over L2-normalised vectors keyed by int64 ids."""
-
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        ...
-
-    def __len__(self) -> int:
-        """Number of (live) vectors."""
-        ...
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Adds ``ids`` ``(n,) int64`` (new, unique) with ``vectors`` ``(n, dim) float32``."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Removes ``ids`` ``(m,) int64``; returns how many were present."""
-        ...
-
-    def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` by inner product.
-
-        Args:
-            queries: ``(q, dim) float32``.
-            k: results per query.
-            allowed_ids: ``(m,) int64``; when given, only these ids can be returned.
-
-        Returns:
-            ``scores`` ``(q, k) float32`` (descending) and ``ids`` ``(q, k) int64``;
-            missing results are padded with id ``-1`` and score ``-inf``.
-        """
-        ...
+class VectorIndex(VectorStore, Protocol):
+    """A :class:`VectorStore` whose files live in the index directory."""
 
     def save(self, path: str | os.PathLike[str]) -> list[str]:
         """Writes the index into directory ``path``; returns the file names written."""
