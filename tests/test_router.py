@@ -108,12 +108,12 @@ def test_small_corpus_goes_full():
 def test_corpus_beyond_window_goes_retrieval_with_numbers():
     d = Router("kimi").decide("Who is the Hatter?", full_tokens=183_204)
     assert d.mode == "retrieval"
-    assert d.budget == 4096
+    assert d.budget == 8192  # 20% of the corpus, capped at max_share_budget
     full, ret = d.estimates["full"], d.estimates["retrieval"]
     assert not full.fits_window and ret.fits_window
     assert f"full context ({full.tokens:,} tokens)" in d.reason
     assert "131,072-token window of kimi" in d.reason
-    assert "retrieval at 4,096 tokens costs $" in d.reason
+    assert "retrieval at 8,192 tokens (max_share_budget; 20% of the corpus would be 36,641) costs $" in d.reason
     assert f"~{ret.latency_s:.1f} s" in d.reason
 
 
@@ -176,12 +176,39 @@ def test_budget_is_clamped():
     assert smol.decide("Who?", 500_000).budget == 8192 - 256 - 512
 
 
+def test_budget_grows_with_the_corpus():
+    router = Router("kimi")
+    # 20% of the corpus when that is more than default_budget, up to max_share_budget.
+    assert router.decide("Who?", full_tokens=20_000).budget == 4096
+    d = router.decide("Who?", full_tokens=25_000)
+    assert d.mode == "retrieval" and d.budget == 5000
+    assert "retrieval at 5,000 tokens (20% of the corpus) costs $" in d.reason
+    assert d.estimates["retrieval"].input_tokens == 5000 + 256
+    assert router.decide("Who?", full_tokens=100_000).budget == 8192
+    # The cheap-full rule still weighs default_budget: 8k tokens go full.
+    assert router.decide("Who?", full_tokens=8000).mode == "full"
+    # An asked budget is used as asked; None turns the growth off; max_budget still caps it.
+    assert router.decide("Who?", 25_000, retrieval_budget=4096).budget == 4096
+    assert Router("kimi", RouteLimits(retrieval_share=None)).decide("Who?", 25_000).budget == 4096
+    assert Router("kimi", RouteLimits(max_budget=4500)).decide("Who?", 25_000).budget == 4500
+    wide = Router("kimi", RouteLimits(retrieval_share=0.5, max_share_budget=20_000))
+    assert wide.decide("Who?", 25_000).budget == 12_500
+    # Without max_share_budget the growth stops at twice default_budget.
+    assert Router("kimi", RouteLimits(default_budget=1024)).decide("Who?", 100_000).budget == 2048
+    with pytest.raises(ConfigError, match="retrieval_share"):
+        RouteLimits(retrieval_share=0.0)
+    with pytest.raises(ConfigError, match="retrieval_share"):
+        RouteLimits(retrieval_share=1.5)
+    with pytest.raises(ConfigError, match="max_share_budget"):
+        RouteLimits(max_share_budget=0)
+
+
 def test_decision_is_logged_with_numbers(caplog):
     with caplog.at_level(logging.INFO, logger="hybridctx.router"):
         Router("kimi").decide("Who?", full_tokens=183_204)
     record = next(r for r in caplog.records if r.name == "hybridctx.router")
     assert record.levelno == logging.INFO
-    assert "budget=4096" in record.getMessage() and "tokens=183972" in record.getMessage()
+    assert "budget=8192" in record.getMessage() and "tokens=183972" in record.getMessage()
 
 
 def test_json_contract():
@@ -250,12 +277,13 @@ def test_escalates_to_a_larger_budget_when_full_does_not_fit():
     router = Router("kimi")
     first = router.decide("Who is the Hatter?", full_tokens=500_000)
     up = router.escalate(first, 500_000)
+    assert first.budget == 8192
     assert up is not None and up.mode == "retrieval"
     assert up.budget == 4 * first.budget
-    assert "exceeds the 131,072-token window" in up.reason and "16,384 tokens" in up.reason
+    assert "exceeds the 131,072-token window" in up.reason and "32,768 tokens" in up.reason
     # Under a money limit it grows only as far as the limit allows.
     cost_8k = router.estimate(8192).usd
-    capped = Router("kimi", RouteLimits(max_usd=cost_8k))
+    capped = Router("kimi", RouteLimits(max_usd=cost_8k, retrieval_share=None))  # first try at 4,096
     up2 = capped.escalate(capped.decide("Who?", 500_000), 500_000)
     assert up2 is not None and up2.budget == 8192
 

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-latency-s", type=float, default=None, metavar="S", help="most seconds one request may take")
     p.add_argument("--max-kv-gib", type=float, default=None, metavar="G", help="most KV-cache memory per request")
     p.add_argument("--budget", type=int, default=None, metavar="N",
-                   help="retrieval budget the router weighs and always-retrieve uses (default: the router's, 4096)")
+                   help="retrieval budget the router weighs and always-retrieve uses (default: always-retrieve "
+                        "4096; the router its own, 4096 or 20%% of a longer scope, up to 8192)")
     p.add_argument("--min-budget", type=int, default=None, metavar="N")
     p.add_argument("--max-budget", type=int, default=None, metavar="N")
     p.add_argument("--target-recall", type=float, default=0.95, metavar="R",

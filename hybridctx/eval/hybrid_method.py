@@ -55,7 +55,7 @@ class HybridCtxMethod:
         self.show_progress = show_progress
         self._encoder: Any = None
         self._retriever: Retriever | None = None
-        self._cache: dict[tuple[str, tuple[str, ...] | None], list] = {}
+        self._cache: dict[tuple[str, tuple[str, ...] | None, int], list] = {}
 
     def _get_encoder(self) -> Any:
         if self._encoder is None:
@@ -98,11 +98,16 @@ class HybridCtxMethod:
 
         if self._retriever is None:
             raise RuntimeError("prepare() must be called before retrieve()")
-        key = (query, tuple(doc_ids) if doc_ids is not None else None)
+        # Candidates are reused across budgets that take as many hits; a budget that
+        # takes more (RetrievalConfig.candidates_for) searches again.
+        count = self.config.candidates_for(budget)
+        key = (query, tuple(doc_ids) if doc_ids is not None else None, count)
         found = self._cache.get(key)
         if found is None:
-            found = self._retriever.candidates(query, doc_ids)
-            self._cache = {key: found}
+            found = self._retriever.candidates(query, doc_ids, budget=budget)
+            # Only the current question's searches are kept.
+            self._cache = {k: v for k, v in self._cache.items() if k[:2] == key[:2]}
+            self._cache[key] = found
         packed = pack(
             found, self._retriever.store.text, budget, get_counter(self.tokenizer), query=query,
             order=self.config.order, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget),

@@ -66,8 +66,10 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "lex2": {"lexical_weight": 2.0},
     "dense15": {"dense_weight": 1.5},
     "rrf20": {"rrf_k": 20.0},
-    "cand200": {"candidates": 200},
-    "cand400": {"candidates": 400},
+    # Fixed counts at every budget (no growth with the budget), as first measured.
+    "cand-fixed": {"candidates_per_ktoken": 0.0},
+    "cand200": {"candidates": 200, "candidates_per_ktoken": 0.0},
+    "cand400": {"candidates": 400, "candidates_per_ktoken": 0.0},
     "lexsent": {"lexical_context": (0, 0)},
     "sup0": {"growth": GrowthRule(back=3, forward=1, support=0.0), "lexical_context": (0, 0)},
     "sup0-21": {"growth": GrowthRule(back=2, forward=1, support=0.0), "lexical_context": (0, 0)},

@@ -145,7 +145,9 @@ class RouteReport:
         window: its window in tokens.
         tokenizer: the tokenizer tokens are counted in.
         limits: the router's limits as a dict.
-        budget: the always-retrieve budget (the router's budget before limits).
+        budget: the always-retrieve budget. The router weighs it too when it
+            was asked for; otherwise the router's own grows with the scope
+            (``RouteLimits.retrieval_share``), and each row keeps the budget used.
         datasets: dataset names, in order.
         rows: one row per question.
         min_recall_ratio: the target's recall share of always-full.
@@ -233,7 +235,9 @@ def evaluate_routes(
         eval_sets: ``name -> EvalSet``.
         router: the router (its profile and limits).
         method: the retrieval method; it must count budgets in ``counter``'s tokenizer.
-        budget: retrieval budget asked of the router (``None``: its default).
+        budget: retrieval budget asked of the router and used by always-retrieve
+            (``None``: always-retrieve uses ``default_budget`` and the router
+            picks its own per question).
         counter: the profile's token counter (default: :func:`profile_counter`).
         min_recall_ratio: the target's share of always-full's recall.
         max_token_ratio: the target's share of always-full's tokens.
@@ -303,7 +307,7 @@ def evaluate_routes(
 
 
 def base_budget(router: Router, asked: int | None) -> int:
-    """The retrieval budget before the user's cost limits: asked (or default), within min/max and the window."""
+    """Always-retrieve's budget: asked (or ``default_budget``), within min/max and the window."""
     lim = router.limits
     budget = max(lim.default_budget if asked is None else asked, lim.min_budget)
     if lim.max_budget is not None:

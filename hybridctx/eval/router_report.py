@@ -36,11 +36,20 @@ def _limits_text(report: RouteReport) -> str:
     return ", ".join(parts) or "none"
 
 
+def _router_budgets(report: RouteReport) -> str:
+    budgets = sorted({r.router.budget for r in report.rows if r.router.mode == "retrieval"})
+    if not budgets or budgets == [report.budget]:
+        return ""
+    span = f"{budgets[0]:,}" if len(budgets) == 1 else f"{budgets[0]:,}–{budgets[-1]:,}"
+    return f" (the router's: {span})"
+
+
 def report_markdown(report: RouteReport) -> str:
     """One table of the three policies per dataset (and overall), then the target check."""
     lines = [
         f"Router on profile `{report.profile}` (window {report.window:,} tokens, counted in "
-        f"{report.tokenizer}); retrieval budget {report.budget:,}; limits: {_limits_text(report)}.",
+        f"{report.tokenizer}); retrieval budget {report.budget:,}{_router_budgets(report)}; "
+        f"limits: {_limits_text(report)}.",
         "",
         "| dataset | policy | n | recall | full share | tokens sent | tokens/q | est. USD | mean s | p50 s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -144,7 +153,7 @@ def plot_report(report: RouteReport, path: str | Path) -> Path:
         ax.axis("off")
     axes[0][0].set_ylabel("recall")
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"router on {report.profile}, budget {report.budget:,}", fontsize=10)
+    fig.suptitle(f"router on {report.profile}, budget {report.budget:,}{_router_budgets(report)}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,88 @@
+"""Retriever: how many hits each search takes, and that a large budget gets a larger pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hybridctx.datatypes import Document
+from hybridctx.errors import ConfigError
+from hybridctx.retrieval import RetrievalConfig, Retriever
+
+
+def test_candidates_grow_with_the_budget() -> None:
+    cfg = RetrievalConfig()
+    # Budgets up to 2,048 keep the 100 hits the small-budget results were tuned with.
+    assert [cfg.candidates_for(b) for b in (None, 0, 256, 512, 1024, 2048)] == [100] * 6
+    assert cfg.candidates_for(2049) == 101
+    assert [cfg.candidates_for(b) for b in (4096, 6144, 8192)] == [200, 300, 400]
+    assert RetrievalConfig(candidates_per_ktoken=0).candidates_for(8192) == 100
+    assert RetrievalConfig(candidates=300).candidates_for(4096) == 300
+    assert RetrievalConfig(candidates=300).candidates_for(8192) == 400
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_candidates_per_ktoken_is_validated(value: float) -> None:
+    with pytest.raises(ConfigError, match="candidates_per_ktoken"):
+        RetrievalConfig(candidates_per_ktoken=value)
+
+
+class _Recording:
+    """A landmark store that records how many hits each search asks for."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.asked: list[tuple[str, int]] = []
+
+    def search_dense(self, queries: Any, k: int, doc_ids: Any = None) -> Any:
+        self.asked.append(("dense", k))
+        return self._store.search_dense(queries, k, doc_ids)
+
+    def search_lexical(self, query: str, k: int, doc_ids: Any = None) -> Any:
+        self.asked.append(("lexical", k))
+        return self._store.search_lexical(query, k, doc_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@pytest.fixture(scope="module")
+def alice_store(encoder, alice_text: str) -> Any:
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexing import index_documents
+
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    # The first chapters: several hundred sentences, "Alice" in well over 100 of them.
+    index_documents([Document("alice", alice_text[:60_000])], store, encoder, show_progress=False)
+    return store
+
+
+def _pool_sentences(spans: list) -> int:
+    return sum(len(s.sentences) for s in spans)
+
+
+def test_a_large_budget_searches_deeper(alice_store: Any, encoder) -> None:
+    store = _Recording(alice_store)
+    retriever = Retriever(store, encoder)
+    query = "What did Alice say to the Rabbit?"
+    small = retriever.candidates(query, budget=2048)
+    assert store.asked == [("dense", 100), ("lexical", 100)]
+    assert retriever.candidates(query) == small  # no budget: the base count
+    store.asked.clear()
+    large = retriever.candidates(query, budget=8192)
+    assert store.asked == [("dense", 400), ("lexical", 400)]
+    # The fused pool holds more than 100 hits' worth of sentences, and more than at 2,048.
+    assert _pool_sentences(large) > _pool_sentences(small)
+    assert len({s.sentences[s.anchor] for s in large}) > 100
+
+
+def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, encoder) -> None:
+    store = _Recording(alice_store)
+    retriever = Retriever(store, encoder)
+    packed = retriever.retrieve("Who is the Cheshire Cat?", 8192, reserve=4096)
+    assert store.asked == [("dense", 200), ("lexical", 200)]
+    assert packed.tokens <= 8192 - 4096
+    store.asked.clear()
+    packed = retriever.retrieve("Who is the Cheshire Cat?", 1024)
+    assert store.asked == [("dense", 100), ("lexical", 100)] and packed.tokens <= 1024
