@@ -9,7 +9,8 @@ inside it: its best hit, plus a small share of the others.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,6 +28,13 @@ class SentenceTable:
     starts: np.ndarray
     ends: np.ndarray
     paragraphs: np.ndarray
+    _lists: list = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def lists(self) -> tuple[list[int], list[int], list[int]]:
+        """``starts``, ``ends`` and ``paragraphs`` as Python lists (made once)."""
+        if not self._lists:
+            self._lists.append((self.starts.tolist(), self.ends.tolist(), self.paragraphs.tolist()))
+        return self._lists[0]
 
 
 @dataclass(frozen=True)
@@ -80,41 +88,46 @@ def grow_spans(
 
 
 def _grow_doc(doc_id: str, hits: list[tuple[int, float]], table: SentenceTable, rule: GrowthRule) -> list[SpanCandidate]:
-    n = len(table.starts)
+    # Plain lists: this runs for every hit of every query, and numpy scalar indexing
+    # in a Python loop cost more than the arithmetic.
+    starts, ends, paragraphs = table.lists()
+    n = len(starts)
     best: dict[int, float] = {}
     for ordinal, score in hits:
         if 0 <= ordinal < n:
             best[ordinal] = max(score, best.get(ordinal, float("-inf")))
+    by_ordinal = sorted(best.items())
     intervals = []
-    for ordinal, score in best.items():
+    for ordinal, _ in by_ordinal:
         lo, hi = max(0, ordinal - rule.back), min(n - 1, ordinal + rule.forward)
         if rule.within_paragraph:
-            para = table.paragraphs[ordinal]
-            while table.paragraphs[lo] != para:
+            para = paragraphs[ordinal]
+            while paragraphs[lo] != para:
                 lo += 1
-            while table.paragraphs[hi] != para:
+            while paragraphs[hi] != para:
                 hi -= 1
         intervals.append((lo, hi))
     intervals.sort()
     merged: list[list[int]] = []
     for lo, hi in intervals:
-        if merged and lo <= merged[-1][1] + 1 and (not rule.within_paragraph or table.paragraphs[lo] == table.paragraphs[merged[-1][1]]):
+        if merged and lo <= merged[-1][1] + 1 and (not rule.within_paragraph or paragraphs[lo] == paragraphs[merged[-1][1]]):
             merged[-1][1] = max(merged[-1][1], hi)
         else:
             merged.append([lo, hi])
+    ordinals = [o for o, _ in by_ordinal]
     out = []
     for lo, hi in merged:
-        inside = sorted(((o, s) for o, s in best.items() if lo <= o <= hi), key=lambda x: -x[1])
+        window = by_ordinal[bisect_left(ordinals, lo) : bisect_right(ordinals, hi)]
+        inside = sorted(window, key=lambda x: -x[1])
         top_ordinal, top = inside[0]
         score = top + rule.support * sum(s for _, s in inside[1:])
-        sentence_scores = _sentence_scores(lo, hi, inside)
         out.append(
             SpanCandidate(
                 doc_id=doc_id,
                 score=score,
-                sentences=tuple((int(table.starts[k]), int(table.ends[k])) for k in range(lo, hi + 1)),
+                sentences=tuple(zip(starts[lo : hi + 1], ends[lo : hi + 1])),
                 anchor=top_ordinal - lo,
-                sentence_scores=sentence_scores,
+                sentence_scores=_sentence_scores(lo, hi, inside),
                 first_sentence=lo,
             )
         )
@@ -124,11 +137,13 @@ def _grow_doc(doc_id: str, hits: list[tuple[int, float]], table: SentenceTable, 
 def _sentence_scores(lo: int, hi: int, inside: list[tuple[int, float]]) -> tuple[float, ...]:
     # A hit lends its score to the sentences before it (the evidence it ends),
     # fading with distance; sentences after it get a smaller share.
-    scores = np.zeros(hi - lo + 1)
+    scores = [0.0] * (hi - lo + 1)
     for ordinal, score in inside:
         pos = ordinal - lo
         for k in range(len(scores)):
             dist = pos - k
             share = 0.8 ** dist if dist >= 0 else 0.5 ** (-dist)
-            scores[k] = max(scores[k], score * share)
-    return tuple(float(s) for s in scores)
+            value = score * share
+            if value > scores[k]:
+                scores[k] = value
+    return tuple(scores)
