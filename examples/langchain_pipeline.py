@@ -14,23 +14,17 @@ temporary directory unless ``--index`` names one.
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import alice_index, pipeline_args  # first: it keeps the hubs offline before any library loads
 
-from langchain_core.output_parsers import StrOutputParser  # noqa: E402
-from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
-from langchain_core.runnables import RunnablePassthrough  # noqa: E402
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
 
-from hybridctx import HybridContext  # noqa: E402
-from hybridctx.integrations.langchain import BudgetPacker, CostRouter, HybridCtxRetriever, as_runnable  # noqa: E402
-from hybridctx.llms import load_llm  # noqa: E402
+from hybridctx.integrations.langchain import BudgetPacker, CostRouter, HybridCtxRetriever, as_runnable
+from hybridctx.llms import load_llm
 
-BOOK = Path(__file__).resolve().parents[1] / "hybridctx" / "samples" / "alice_in_wonderland.txt"
 QUESTION = "What words were printed on the label of the little bottle Alice found on the glass table?"
 PROMPT = ChatPromptTemplate.from_messages([
     ("system", "Answer from the context only, citing passage markers such as [1]."),
@@ -39,19 +33,10 @@ PROMPT = ChatPromptTemplate.from_messages([
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=600, help="tokens of the packed context")
-    parser.add_argument("--index", type=Path, help="index directory (built if missing; default: temporary)")
-    parser.add_argument("--llm", default="local", help="'local' (SmolLM2) or an OpenAI-compatible base URL")
-    parser.add_argument("--model", help="model name the server knows (with a URL)")
-    parser.add_argument("--profile", default="smollm2-135m-cpu", help="model profile the router costs")
-    parser.add_argument("--no-llm", action="store_true", help="retrieve, pack and route only")
-    args = parser.parse_args(argv)
+    args = pipeline_args(__doc__.splitlines()[0], argv, no_llm_help="retrieve, pack and route only")
 
     with tempfile.TemporaryDirectory() as tmp:
-        index = args.index or Path(tmp) / "alice.idx"
-        if not (index / "manifest.json").exists():
-            print(HybridContext.build([BOOK], index, show_progress=False).summary())
+        index = alice_index(args.index, tmp)
         # from_index gives the index a thread of its own: LCEL runs parallel branches on a pool.
         retriever = HybridCtxRetriever.from_index(index, budget=args.budget * 2)
         packer = BudgetPacker(budget=args.budget)

@@ -15,40 +15,25 @@ metadata). Offline; the index is built in a temporary directory unless
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import alice_index, pipeline_args  # first: it keeps the hubs offline before any library loads
 
-from hybridctx import HybridContext  # noqa: E402
-from hybridctx.integrations.llama_index import (  # noqa: E402
+from hybridctx.integrations.llama_index import (
     BudgetPostprocessor,
     HybridCtxNodeRetriever,
     RoutedQueryEngine,
 )
-from hybridctx.llms import load_llm  # noqa: E402
+from hybridctx.llms import load_llm
 
-BOOK = Path(__file__).resolve().parents[1] / "hybridctx" / "samples" / "alice_in_wonderland.txt"
 QUESTION = "How did the Caterpillar say Alice could change her size with the mushroom?"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=600, help="tokens of the packed context")
-    parser.add_argument("--index", type=Path, help="index directory (built if missing; default: temporary)")
-    parser.add_argument("--llm", default="local", help="'local' (SmolLM2) or an OpenAI-compatible base URL")
-    parser.add_argument("--model", help="model name the server knows (with a URL)")
-    parser.add_argument("--profile", default="smollm2-135m-cpu", help="model profile the router costs")
-    parser.add_argument("--no-llm", action="store_true", help="retrieve and pack only")
-    args = parser.parse_args(argv)
+    args = pipeline_args(__doc__.splitlines()[0], argv, no_llm_help="retrieve and pack only")
 
     with tempfile.TemporaryDirectory() as tmp:
-        index = args.index or Path(tmp) / "alice.idx"
-        if not (index / "manifest.json").exists():
-            print(HybridContext.build([BOOK], index, show_progress=False).summary())
+        index = alice_index(args.index, tmp)
         retriever = HybridCtxNodeRetriever.from_index(index, budget=args.budget * 2)
 
         nodes = retriever.retrieve(QUESTION)

@@ -27,6 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .vector_buffer import IdKeyedRows
+
 __all__ = ["DiskVectorBuffer"]
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ WORK_FILE = "vectors.f32"
 _CHUNK_ROWS = 16_384  # rows per streamed read or write (25 MB at 384-d)
 
 
-class DiskVectorBuffer:
+class DiskVectorBuffer(IdKeyedRows):
     """``(n, dim) float32`` vectors keyed by int64 ids, stored in ``workdir``.
 
     Args:
@@ -43,6 +45,8 @@ class DiskVectorBuffer:
         workdir: a directory for the work file (created on the first append).
         ids: ``(n,) int64`` ids of ``vectors`` (a saved index).
         vectors: ``(n, dim) float32``, e.g. a read-only memmap of ``vectors.npy``.
+
+    Removed rows stay in the work file until :meth:`compact` (saving writes only live rows).
     """
 
     def __init__(
@@ -60,9 +64,6 @@ class DiskVectorBuffer:
         self._view: np.ndarray | None = None
         self._order: np.ndarray | None = None  # argsort of ids when appends were not ascending
         self._sorted = bool(np.all(np.diff(ids) > 0)) if len(ids) > 1 else True
-
-    def __len__(self) -> int:
-        return self._n - self._dead
 
     # -- lookup ---------------------------------------------------------
     def _rows(self) -> np.ndarray:
@@ -107,32 +108,14 @@ class DiskVectorBuffer:
         """Rows ``lo .. hi`` (positions), ``(hi - lo, dim) float32`` in RAM."""
         return self._read_rows(np.arange(lo, hi, dtype=np.int64))
 
-    def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions of ``ids`` ``(m,) int64`` and ``found`` ``(m,) bool`` (present and live)."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        n = self._n
-        if n == 0:
-            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    def _id_order(self) -> np.ndarray | None:
         if self._sorted:
-            pos = np.minimum(np.searchsorted(self._ids[:n], ids), n - 1)
-        else:
-            if self._order is None:
-                self._order = np.argsort(self._ids[:n], kind="stable")
-            keys = self._ids[:n][self._order]
-            pos = self._order[np.minimum(np.searchsorted(keys, ids), n - 1)]
-        found = (self._ids[pos] == ids) & self._alive[pos]
-        return pos.astype(np.int64), found
+            return None
+        if self._order is None:
+            self._order = np.argsort(self._ids[: self._n], kind="stable")
+        return self._order
 
-    def contains(self, ids: np.ndarray) -> np.ndarray:
-        """``(m,) bool``: which ``ids`` are live here."""
-        return self.positions(ids)[1]
-
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        """Vectors of live ``ids``: ``(m, dim) float32`` in RAM; ``KeyError`` on unknown ids."""
-        pos, found = self.positions(ids)
-        if not found.all():
-            missing = np.asarray(ids).reshape(-1)[~found][:5].tolist()
-            raise KeyError(f"ids not in the vector store: {missing}")
+    def _gather(self, pos: np.ndarray) -> np.ndarray:
         return self._read_rows(pos)
 
     def live(self) -> tuple[np.ndarray, np.ndarray]:
@@ -162,17 +145,10 @@ class DiskVectorBuffer:
         Raises:
             ValueError: an id repeats or is already present (callers check first).
         """
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = self._new_ids(ids)
         m = len(ids)
         if m == 0:
             return
-        if len(np.unique(ids)) != m:
-            raise ValueError("ids given to the vector store repeat")
-        pos, found = self.positions(ids)
-        if found.any():
-            raise ValueError(f"ids already in the vector store: {ids[found][:5].tolist()}")
-        if self._n and bool((self._ids[pos] == ids).any()):
-            self.compact()  # a dead copy of a re-added id must not shadow it
         self._to_work()
         with open(self._workdir / WORK_FILE, "ab") as fh:
             fh.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
@@ -183,17 +159,6 @@ class DiskVectorBuffer:
         self._n += m
         self._sorted = self._sorted and ascending
         self._order, self._view = None, None
-
-    def remove(self, ids: np.ndarray) -> np.ndarray:
-        """Marks ``ids`` dead; returns the ``(r,) int64`` ids that were live, ascending.
-
-        The rows stay in the work file until :meth:`compact` (saving writes only live rows).
-        """
-        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
-        pos, found = self.positions(ids)
-        self._alive[pos[found]] = False
-        self._dead += int(found.sum())
-        return ids[found]
 
     def compact(self) -> None:
         """Rewrites the work file with live rows only, sorted by id (streamed, chunk by chunk)."""

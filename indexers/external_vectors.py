@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hybridctx.errors import IndexCorruptError, IndexStoreError, InputError
-from hybridctx.indexers.faiss_index import _top_k
+from hybridctx.indexers.faiss_index import _normalise, _top_k
 
 __all__ = ["ExternalVectors", "PENDING_FILE"]
 
@@ -39,16 +39,6 @@ logger = logging.getLogger(__name__)
 PENDING_FILE = "store_pending.npy"
 #: Document filters over at most this many rows are searched exactly (as FAISS does).
 EXACT_FILTER_MAX = 40_000
-
-
-def _unit(x: np.ndarray, dim: int, what: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise InputError(f"{what} must have shape (n, {dim}); got {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.array(x, dtype=np.float32, copy=True), where=norms > 0)
 
 
 class ExternalVectors:
@@ -97,7 +87,7 @@ class ExternalVectors:
     def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Inserts one document's vectors in one engine transaction (nothing on error)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        x = _unit(vectors, self.dim, "vectors")
+        x = _normalise(vectors, self.dim, "vectors")
         if len(ids) != len(x):
             raise InputError(f"{len(ids)} ids given for {len(x)} vectors")
         if len(ids) == 0:
@@ -143,7 +133,7 @@ class ExternalVectors:
         """
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
-        q = _unit(queries, self.dim, "queries")
+        q = _normalise(queries, self.dim, "queries")
         exact = doc_ids is not None and allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_MAX
         if doc_ids is not None and allowed_ids is not None and len(allowed_ids) == 0:
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)

@@ -31,7 +31,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,7 @@ META_FILE = "vectors.json"
 _GPU_MAX_K = 2048  # FAISS GPU search limit on k
 _FEW_QUERIES = 4  # at most this many queries search on one thread
 _HNSW_REBUILD_FRACTION = 0.25
+_Index = TypeVar("_Index", bound="FaissVectorIndex")
 
 
 def import_faiss() -> Any:
@@ -70,6 +71,10 @@ def _normalise(x: np.ndarray, dim: int, what: str) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
+
+
+def _is_exact(kind: str) -> bool:
+    return kind.replace(" ", "") in ("Flat", "IDMap,Flat", "IDMap2,Flat")
 
 
 def _pad(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +165,7 @@ class FaissVectorIndex:
         self._dim = int(dim)
         self._kind = kind.strip()
         self._rerank = int(rerank)
-        self._exact = self._kind.replace(" ", "") in ("Flat", "IDMap,Flat", "IDMap2,Flat")
+        self._exact = _is_exact(self._kind)
         self._buffer = VectorBuffer(self._dim)
         self._index = self._empty_index(faiss)
         self._configure(nprobe, ef_search)
@@ -454,11 +459,16 @@ class FaissVectorIndex:
         ids, x = self._buffer.live()
         faiss.write_index(self._index, str(path / INDEX_FILE))
         np.save(path / VECTORS_FILE, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
+        self._write_ids_and_meta(path, ids)
+        return [INDEX_FILE, VECTORS_FILE, IDS_FILE, META_FILE]
+
+    def _write_ids_and_meta(self, path: Path, ids: np.ndarray, **extra: Any) -> None:
+        """Writes ``vector_ids.npy`` (``ids`` ``(n,) int64``) and ``vectors.json`` (with ``extra`` keys)."""
         np.save(path / IDS_FILE, np.ascontiguousarray(ids, dtype=np.int64), allow_pickle=False)
         meta = {"kind": self._kind, "dim": self._dim, "metric": "inner_product", "rerank": self._rerank,
-                "count": int(len(ids)), "faiss_version": getattr(faiss, "__version__", "unknown")}
+                "count": int(len(ids)), "faiss_version": getattr(import_faiss(), "__version__", "unknown"),
+                **extra}
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return [INDEX_FILE, VECTORS_FILE, IDS_FILE, META_FILE]
 
     @classmethod
     def load(
@@ -480,26 +490,12 @@ class FaissVectorIndex:
             return OnDiskIVFIndex.load(path, mmap=mmap, use_gpu=use_gpu)
         faiss = import_faiss()
         path = Path(path)
-        try:
-            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-            dim, kind = int(meta["dim"]), str(meta["kind"])
-            ids = np.load(path / IDS_FILE, allow_pickle=False)
-            x = np.load(path / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
-            index = faiss.read_index(str(path / INDEX_FILE))
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise IndexCorruptError(f"vector files in '{path}' are unreadable: {exc}") from exc
-        if x.dtype != np.float32 or x.ndim != 2 or x.shape != (len(ids), dim) or ids.dtype != np.int64:
-            raise IndexCorruptError(
-                f"'{path / VECTORS_FILE}' does not match '{IDS_FILE}' and dimension {dim}"
-            )
+        meta, ids, x, index = cls._read_saved(path, mmap=mmap)
+        dim = meta["dim"]
         if index.d != dim:
             raise IndexCorruptError(f"'{path / INDEX_FILE}' has dimension {index.d}, expected {dim}")
-        self = cls.__new__(cls)
-        self._dim, self._kind, self._rerank = dim, kind, int(meta.get("rerank", 4))
-        self._exact = kind.replace(" ", "") in ("Flat", "IDMap,Flat", "IDMap2,Flat")
+        self = cls._restored(meta, index, use_gpu)
         self._buffer = VectorBuffer(dim, ids, x)
-        self._index, self._pending, self._gpu, self._use_gpu = index, [], None, use_gpu
-        self._tombstones = np.empty(0, dtype=np.int64)
         if index.is_trained:
             if self._is_hnsw:
                 in_graph = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -511,4 +507,43 @@ class FaissVectorIndex:
                 raise IndexCorruptError(
                     f"'{path / INDEX_FILE}' holds {index.ntotal} vectors but '{IDS_FILE}' {len(ids)}"
                 )
+        return self
+
+    @classmethod
+    def _read_index(cls, path: Path) -> Any:
+        """Reads ``vectors.faiss`` in ``path``."""
+        return import_faiss().read_index(str(path / INDEX_FILE))
+
+    @classmethod
+    def _read_saved(cls, path: Path, *, mmap: bool) -> tuple[dict[str, Any], np.ndarray, np.ndarray, Any]:
+        """Reads the files :meth:`save` writes and checks that the vectors match the ids.
+
+        Returns:
+            ``meta`` (``vectors.json``), ``ids`` ``(n,) int64``, ``vectors`` ``(n, dim) float32``
+            (memory-mapped when ``mmap``) and the FAISS index.
+
+        Raises:
+            IndexCorruptError: a file is unreadable or the vectors disagree with the ids.
+        """
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            meta["dim"], meta["kind"] = int(meta["dim"]), str(meta["kind"])
+            ids = np.load(path / IDS_FILE, allow_pickle=False)
+            x = np.load(path / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
+            index = cls._read_index(path)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise IndexCorruptError(f"vector files in '{path}' are unreadable: {exc}") from exc
+        dim = meta["dim"]
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape != (len(ids), dim) or ids.dtype != np.int64:
+            raise IndexCorruptError(f"'{path / VECTORS_FILE}' does not match '{IDS_FILE}' and dimension {dim}")
+        return meta, ids, x, index
+
+    @classmethod
+    def _restored(cls: type[_Index], meta: dict[str, Any], index: Any, use_gpu: bool | None) -> _Index:
+        """A new instance around a loaded FAISS ``index``, without its vector buffer."""
+        self = cls.__new__(cls)
+        self._dim, self._kind, self._rerank = meta["dim"], meta["kind"], int(meta.get("rerank", 4))
+        self._exact = _is_exact(self._kind)
+        self._index, self._pending, self._gpu, self._use_gpu = index, [], None, use_gpu
+        self._tombstones = np.empty(0, dtype=np.int64)
         return self

@@ -264,12 +264,7 @@ class OnDiskIVFIndex(FaissVectorIndex):
         else:  # untrained (no vectors yet): a plain FAISS file
             faiss.write_index(self._index, str(path / INDEX_FILE))
         self._buffer.write_npy(path / VECTORS_FILE)  # type: ignore[attr-defined]
-        ids = self._buffer.live()[0]
-        np.save(path / IDS_FILE, np.ascontiguousarray(ids, dtype=np.int64), allow_pickle=False)
-        meta = {"kind": self._kind, "dim": self._dim, "metric": "inner_product", "rerank": self._rerank,
-                "count": int(len(ids)), "on_disk": True, "train_size": self._train_size,
-                "faiss_version": getattr(faiss, "__version__", "unknown")}
-        (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        self._write_ids_and_meta(path, self._buffer.live()[0], on_disk=True, train_size=self._train_size)
         return written + [VECTORS_FILE, IDS_FILE, META_FILE]
 
     @classmethod
@@ -291,18 +286,8 @@ class OnDiskIVFIndex(FaissVectorIndex):
             raise ConfigError("an on-disk IVF index searches on the CPU; open it with use_gpu=None")
         faiss = import_faiss()
         path = Path(path)
-        try:
-            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-            dim, kind = int(meta["dim"]), str(meta["kind"])
-            ids = np.load(path / IDS_FILE, allow_pickle=False)
-            x = np.load(path / VECTORS_FILE, allow_pickle=False, mmap_mode="r")
-            # Look for vectors.ivfdata beside vectors.faiss, not where it was first written.
-            with _faiss_stdout_to_stderr():
-                index = faiss.read_index(str(path / INDEX_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise IndexCorruptError(f"vector files in '{path}' are unreadable: {exc}") from exc
-        if x.dtype != np.float32 or x.ndim != 2 or x.shape != (len(ids), dim) or ids.dtype != np.int64:
-            raise IndexCorruptError(f"'{path / VECTORS_FILE}' does not match '{IDS_FILE}' and dimension {dim}")
+        meta, ids, x, index = cls._read_saved(path, mmap=True)
+        dim, kind = meta["dim"], meta["kind"]
         if index.d != dim or (index.is_trained and index.ntotal != len(ids)):
             raise IndexCorruptError(
                 f"'{path / INDEX_FILE}' holds {index.ntotal} vectors of dimension {index.d}, "
@@ -315,15 +300,19 @@ class OnDiskIVFIndex(FaissVectorIndex):
                 # (changes go to a copy in the work directory, see _writable_lists).
                 lists.read_only = True
                 lists.prefetch_nthread = _PREFETCH_THREADS
-        self = cls.__new__(cls)
-        self._dim, self._kind, self._rerank, self._exact = dim, kind, int(meta.get("rerank", 4)), False
+        self = cls._restored(meta, index, False)
         self._train_size = meta.get("train_size")
         self._workdir = None
-        self._index, self._pending, self._gpu, self._use_gpu = index, [], None, False
-        self._tombstones = np.empty(0, dtype=np.int64)
         self._buffer = DiskVectorBuffer(dim, self._work(), ids, x)  # type: ignore[assignment]
         _log_cpu_search(kind)
         return self
+
+    @classmethod
+    def _read_index(cls, path: Path) -> Any:
+        faiss = import_faiss()
+        # Look for vectors.ivfdata beside vectors.faiss, not where it was first written.
+        with _faiss_stdout_to_stderr():
+            return faiss.read_index(str(path / INDEX_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
 
 
 def _log_cpu_search(kind: str) -> None:

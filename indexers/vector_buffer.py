@@ -13,14 +13,101 @@ import logging
 
 import numpy as np
 
-__all__ = ["VectorBuffer"]
+__all__ = ["IdKeyedRows", "VectorBuffer"]
 
 logger = logging.getLogger(__name__)
 
 _COMPACT_FRACTION = 0.25
 
 
-class VectorBuffer:
+class IdKeyedRows:
+    """Lookup and lazy deletion shared by the in-RAM and on-disk vector buffers.
+
+    Subclasses hold ``_ids`` ``(cap,) int64``, ``_alive`` ``(cap,) bool``, ``_n``
+    stored rows and ``_dead`` of them removed, and supply :meth:`_gather` (rows
+    at positions) and :meth:`compact`.
+    """
+
+    _ids: np.ndarray
+    _alive: np.ndarray
+    _n: int
+    _dead: int
+
+    def __len__(self) -> int:
+        return self._n - self._dead
+
+    def _id_order(self) -> np.ndarray | None:
+        """``argsort`` of ``_ids[:n]``, or ``None`` when they are stored ascending."""
+        return None
+
+    def _gather(self, pos: np.ndarray) -> np.ndarray:
+        """Rows at positions ``pos`` ``(m,) int64``, in that order: ``(m, dim) float32``."""
+        raise NotImplementedError
+
+    def compact(self) -> None:
+        """Drops dead entries."""
+        raise NotImplementedError
+
+    # -- lookup ---------------------------------------------------------
+    def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Buffer positions of ``ids`` ``(m,) int64``.
+
+        Returns:
+            ``positions`` ``(m,) int64`` and ``found`` ``(m,) bool`` (present and live).
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        n = self._n
+        if n == 0:
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        order = self._id_order()
+        if order is None:
+            pos = np.minimum(np.searchsorted(self._ids[:n], ids), n - 1)
+        else:
+            pos = order[np.minimum(np.searchsorted(self._ids[:n][order], ids), n - 1)]
+        found = (self._ids[pos] == ids) & self._alive[pos]
+        return pos.astype(np.int64), found
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """``(m,) bool``: which ``ids`` are live here."""
+        return self.positions(ids)[1]
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of live ``ids``: ``(m, dim) float32``; raises ``KeyError`` on unknown ids."""
+        pos, found = self.positions(ids)
+        if not found.all():
+            missing = np.asarray(ids).reshape(-1)[~found][:5].tolist()
+            raise KeyError(f"ids not in the vector store: {missing}")
+        return self._gather(pos)
+
+    # -- mutation -------------------------------------------------------
+    def _new_ids(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` as ``(m,) int64``, checked to be new; compacts first if a dead copy would shadow one.
+
+        Raises:
+            ValueError: an id repeats or is already present (callers check first).
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) == 0:
+            return ids
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids given to the vector store repeat")
+        pos, found = self.positions(ids)
+        if found.any():
+            raise ValueError(f"ids already in the vector store: {ids[found][:5].tolist()}")
+        if self._dead and self._n and bool((self._ids[pos] == ids).any()):
+            self.compact()  # a dead copy of a re-added id must not shadow it
+        return ids
+
+    def remove(self, ids: np.ndarray) -> np.ndarray:
+        """Marks ``ids`` dead; returns the ``(r,) int64`` ids that were live, ascending."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
+        pos, found = self.positions(ids)
+        self._alive[pos[found]] = False
+        self._dead += int(found.sum())
+        return ids[found]
+
+
+class VectorBuffer(IdKeyedRows):
     """Id-sorted ``(n, dim) float32`` vectors with O(1) amortised append.
 
     Ids added in increasing order (landmark rows are) append in place; others
@@ -42,35 +129,7 @@ class VectorBuffer:
         self._n = len(ids)
         self._dead = 0
 
-    def __len__(self) -> int:
-        return self._n - self._dead
-
-    # -- lookup ---------------------------------------------------------
-    def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Buffer positions of ``ids`` ``(m,) int64``.
-
-        Returns:
-            ``positions`` ``(m,) int64`` and ``found`` ``(m,) bool`` (present and live).
-        """
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        n = self._n
-        if n == 0:
-            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-        pos = np.searchsorted(self._ids[:n], ids)
-        pos_c = np.minimum(pos, n - 1)
-        found = (pos < n) & (self._ids[pos_c] == ids) & self._alive[pos_c]
-        return pos_c.astype(np.int64), found
-
-    def contains(self, ids: np.ndarray) -> np.ndarray:
-        """``(m,) bool``: which ``ids`` are live here."""
-        return self.positions(ids)[1]
-
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        """Vectors of live ``ids``: ``(m, dim) float32``; raises ``KeyError`` on unknown ids."""
-        pos, found = self.positions(ids)
-        if not found.all():
-            missing = np.asarray(ids).reshape(-1)[~found][:5].tolist()
-            raise KeyError(f"ids not in the vector store: {missing}")
+    def _gather(self, pos: np.ndarray) -> np.ndarray:
         return np.take(self._vecs, pos, axis=0)
 
     def live(self) -> tuple[np.ndarray, np.ndarray]:
@@ -86,17 +145,10 @@ class VectorBuffer:
         Raises:
             ValueError: an id is already present (callers check first).
         """
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = self._new_ids(ids)
         m = len(ids)
         if m == 0:
             return
-        if len(np.unique(ids)) != m:
-            raise ValueError("ids given to the vector store repeat")
-        pos, found = self.positions(ids)
-        if found.any():
-            raise ValueError(f"ids already in the vector store: {ids[found][:5].tolist()}")
-        if self._dead and self._n and bool((self._ids[pos] == ids).any()):
-            self.compact()  # a dead copy of a re-added id must not shadow it
         self._reserve(self._n + m)
         self._ids[self._n : self._n + m] = ids
         self._vecs[self._n : self._n + m] = vectors
@@ -111,13 +163,10 @@ class VectorBuffer:
 
     def remove(self, ids: np.ndarray) -> np.ndarray:
         """Marks ``ids`` dead; returns the ``(r,) int64`` ids that were live, ascending."""
-        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
-        pos, found = self.positions(ids)
-        self._alive[pos[found]] = False
-        self._dead += int(found.sum())
+        removed = super().remove(ids)
         if self._dead > _COMPACT_FRACTION * max(self._n, 1):
             self.compact()
-        return ids[found]
+        return removed
 
     def compact(self) -> None:
         """Drops dead entries and spare capacity."""

@@ -17,9 +17,19 @@ for _key, _value in {
 for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):
     os.environ.pop(_key, None)
 
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+
+# The loopback OpenAI-compatible server (tests/llms/) serves the LLM, plug-in and example tests;
+# make it importable by name under any --import-mode (tests/ is not a package).
+_LLM_TESTS = Path(__file__).resolve().parent / "llms"
+if str(_LLM_TESTS) not in sys.path:
+    sys.path.insert(0, str(_LLM_TESTS))
+
+from loopback_server import LoopbackServer  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLES = Path(__file__).resolve().parents[1] / "hybridctx" / "samples"
@@ -45,3 +55,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def llm_server() -> Iterator[LoopbackServer]:
+    """A fresh OpenAI-compatible server on 127.0.0.1 (random free port) per test."""
+    with LoopbackServer() as server:
+        yield server

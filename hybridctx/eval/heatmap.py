@@ -2,13 +2,16 @@
 
 Why: the picture Kamradt made familiar (green where the needle is found, red
 where it is lost) shows at a glance where a method breaks. matplotlib is
-imported here only, with the headless Agg backend unless the caller chose one.
+imported on first use (:mod:`~hybridctx.eval.plotting`), with the headless Agg
+backend unless the caller chose one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from hybridctx.eval.plotting import pyplot, save_figure
 
 __all__ = ["plot_heatmap"]
 
@@ -26,10 +29,7 @@ def plot_heatmap(results: Any, path: str | Path) -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     from matplotlib.colors import LinearSegmentedColormap
 
@@ -74,8 +74,4 @@ def plot_heatmap(results: Any, path: str | Path) -> Path:
                  f"{Path(str(results.haystack['source'])).name}", fontsize=10)
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="pass rate")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

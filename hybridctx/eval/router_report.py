@@ -10,7 +10,9 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hybridctx.eval.plotting import nan_to_none, panel_grid, save_panels
 
 if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.eval.router_eval import RouteReport
@@ -85,9 +87,9 @@ def report_json(report: RouteReport) -> str:
     """Settings, totals and target checks per dataset and overall, and every row."""
     totals, checks = {}, {}
     for label, key, fits in _scopes(report):
-        totals[label] = {p: _clean(asdict(t)) for p, t in report.totals(key, fits_only=fits).items()}
+        totals[label] = {p: nan_to_none(asdict(t)) for p, t in report.totals(key, fits_only=fits).items()}
         check = report.target(key, fits_only=fits)
-        checks[label] = _clean({**asdict(check), "met": check.met})
+        checks[label] = nan_to_none({**asdict(check), "met": check.met})
     payload = {
         "profile": report.profile,
         "window": report.window,
@@ -120,15 +122,8 @@ def plot_report(report: RouteReport, path: str | Path) -> Path:
     The shaded corner is the target: at least ``min_recall_ratio`` of
     always-full's recall for at most ``max_token_ratio`` of its tokens.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # headless unless the caller chose a backend
-    import matplotlib.pyplot as plt
-
     panels = _scopes(report)
-    cols = min(4, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    fig, axes = panel_grid(len(panels), 3.4)
     for ax, (label, key, fits) in zip(axes.flat, panels):
         totals = report.totals(key, fits_only=fits)
         points = {p: (max(1.0, t.tokens / t.questions), t.recall) for p, t in totals.items() if t.questions}
@@ -149,21 +144,8 @@ def plot_report(report: RouteReport, path: str | Path) -> Path:
         ax.set_title(label)
         ax.set_xlabel(f"context tokens per question ({report.tokenizer})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    axes[0][0].set_ylabel("recall")
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"router on {report.profile}, budget {report.budget:,}{_router_budgets(report)}", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+    title = f"router on {report.profile}, budget {report.budget:,}{_router_budgets(report)}"
+    return save_panels(fig, axes, len(panels), path, title=title)
 
 
 def _f(value: float, digits: int, sep: str = "") -> str:

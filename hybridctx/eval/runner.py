@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 from hybridctx.errors import ConfigError
 from hybridctx.eval.datasets import EvalSet
 from hybridctx.eval.peers import RetrievalMethod
+from hybridctx.eval.plotting import nan_to_none, panel_grid, save_panels
 from hybridctx.eval.scoring import answer_hit, check_budget, evidence_recall, mean, paragraph_recall, score_question
 from hybridctx.tokens import TokenCounter, get_counter
 
@@ -162,15 +163,12 @@ class Results:
 
     def to_json(self) -> str:
         """All cells and timings as JSON (``nan`` is written as ``null``)."""
-        def clean(record: dict) -> dict:
-            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-
         payload = {
             "tokenizer": self.tokenizer,
             "methods": list(self.methods),
             "datasets": list(self.datasets),
             "budgets": list(self.budgets),
-            "cells": [clean(asdict(c)) for c in self.cells],
+            "cells": [nan_to_none(asdict(c)) for c in self.cells],
             "prepare": [asdict(p) for p in self.prepare],
             "averages": {m: {str(b): _none(self.average(m, b)) for b in self.budgets} for m in self.methods},
             "rows": [asdict(r) for r in self.rows],
@@ -189,15 +187,8 @@ class Results:
 
     def plot(self, path: str | Path) -> Path:
         """Write a PNG of score against budget per method: the average, then each dataset."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)  # headless unless the caller chose a backend
-        import matplotlib.pyplot as plt
-
         panels = ["average", *self.datasets]
-        cols = min(4, len(panels))
-        rows = math.ceil(len(panels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False, sharey=True)
+        fig, axes = panel_grid(len(panels), 3.2)
         for ax, panel in zip(axes.flat, panels):
             for m in self.methods:
                 if panel == "average":
@@ -211,16 +202,7 @@ class Results:
             ax.set_title(panel)
             ax.set_xlabel(f"budget ({self.tokenizer} tokens)")
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(panels):]:
-            ax.axis("off")
-        axes[0][0].set_ylabel("recall")
-        axes[0][0].legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        return save_panels(fig, axes, len(panels), path)
 
 
 def evaluate(

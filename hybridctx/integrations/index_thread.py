@@ -1,15 +1,13 @@
-"""Running index calls on the one thread that may touch the index.
+"""Running index calls on a thread of their own, or in place.
 
-Why: a landmark store keeps its tables in SQLite, whose connections belong to
-the thread that opened them. LangChain runs the branches of a parallel map
-(``{"context": retriever, "question": RunnablePassthrough()}``) and ``batch``
-on a thread pool, and both frameworks offload sync work from their event loops
-to threads, so an index used in place fails there. An index opened through
-:meth:`IndexThread.open` lives on a worker thread of its own and every call is
-sent to it: usable from any thread, and awaitable without blocking the event
-loop. An index the caller opened (:meth:`IndexThread.adopt`) is used in place,
-so only from the thread that opened it; a call from another thread raises a
-``ConfigError`` that says what to do instead.
+Why: an index opened from disk answers from any thread (its SQLite tables are
+read-only and shared), but an index still being written in this process keeps
+a SQLite connection that belongs to the thread that opened it, and async
+callers should not block their event loop on a retrieval. An index opened
+through :meth:`IndexThread.open` lives on a worker thread of its own and every
+call is sent to it: usable from any thread, and awaitable without blocking the
+loop. An index the caller opened (:meth:`IndexThread.adopt`) is used in place;
+if its tables refuse the calling thread, a ``ConfigError`` says what to do.
 """
 
 from __future__ import annotations

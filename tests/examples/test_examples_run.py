@@ -37,3 +37,13 @@ def test_chinese_novel_finds_most_evidence_lexically() -> None:
     found = int(re.search(r"Evidence inside the packed context for (\d+)/4 questions", out).group(1))
     assert found >= 3, out
     assert "exceeds the 131,072-token window of kimi" in out
+
+
+def test_niah_heatmap_example_writes_its_heatmap(tmp_path) -> None:
+    import json
+
+    out = run_example("niah_heatmap.py", "--out", str(tmp_path / "niah"))
+    assert (tmp_path / "niah" / "heatmap.png").stat().st_size > 10_000
+    results = json.loads((tmp_path / "niah" / "results.json").read_text(encoding="utf-8"))
+    assert "hybridctx" in out and "truncation" in out
+    assert len(json.dumps(results)) > 100

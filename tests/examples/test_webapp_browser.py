@@ -63,11 +63,8 @@ except ImportError:  # pragma: no cover - the dev extra installs them
 
 @pytest.fixture(scope="module")
 def loopback() -> Iterator[LoopbackServer]:
-    server = LoopbackServer().start()
-    try:
+    with LoopbackServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

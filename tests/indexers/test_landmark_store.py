@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import DIM, toy_vector
+from store_helpers import make as make_document
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import (
@@ -25,7 +26,6 @@ from hybridctx.indexers.landmark_store import LandmarkStore
 
 pytest.importorskip("faiss")
 
-DIM = 16
 IDENTITY = {"name": "toy-encoder", "dim": DIM, "pooling": "mean", "window": 64}
 DOCS = {
     "contract": ["The lease term is five years.", "Rent is due monthly.", "Either party may terminate with notice."],
@@ -34,21 +34,9 @@ DOCS = {
 }
 
 
-def toy_vector(sentence: str) -> np.ndarray:
-    """A fixed random unit vector per sentence: plumbing only, not semantics."""
-    seed = int.from_bytes(hashlib.sha256(sentence.encode()).digest()[:8], "little")
-    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
 def make(doc_id: str, sentences: list[str]) -> tuple[Document, list[Landmark], np.ndarray, list[int]]:
-    text = " ".join(sentences)
-    landmarks, pos = [], 0
-    for i, s in enumerate(sentences):
-        landmarks.append(Landmark(doc_id, i, pos, pos + len(s)))
-        pos += len(s) + 1
-    vecs = np.stack([toy_vector(s) for s in sentences]) if sentences else np.zeros((0, DIM), np.float32)
-    return Document(doc_id, text, title=doc_id.title()), landmarks, vecs, [len(s.split()) for s in sentences]
+    """:func:`store_helpers.make`, each document titled after its id (this suite's documents carry titles)."""
+    return make_document(doc_id, sentences, title=doc_id.title())
 
 
 def build(docs: dict[str, list[str]] = DOCS, kind: str = "Flat") -> LandmarkStore:

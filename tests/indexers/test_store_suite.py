@@ -7,44 +7,25 @@ the same spans on every store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from store_helpers import require
+from store_helpers import DIM, make, require, toy_vector
 
-from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError, IndexStoreError, InputError, MissingDependencyError
 from hybridctx.indexers import ExternalVectors, LandmarkStore, StoreSpec, VectorStore
 from hybridctx.indexers.store_registry import connect_store, redact_url
 
 KINDS = ["faiss", "pgvector", "qdrant"]
-DIM = 16
 IDENTITY = {"name": "toy-encoder", "dim": DIM, "pooling": "mean"}
 DOCS = {
     "contract": ["The lease term is five years.", "Rent is due monthly.", "Either party may terminate."],
     "notes": ["We met on Monday.", "The budget was approved.", "北京的会议推迟到下周。"],
     "novel": ["It was a dark and stormy night.", "长江的水很深。", "The end."],
 }
-
-
-def toy_vector(sentence: str) -> np.ndarray:
-    """A fixed random unit vector per sentence: plumbing only, not semantics."""
-    seed = int.from_bytes(hashlib.sha256(sentence.encode()).digest()[:8], "little")
-    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def make(doc_id: str, sentences: list[str]) -> tuple[Document, list[Landmark], np.ndarray, list[int]]:
-    landmarks, pos = [], 0
-    for i, s in enumerate(sentences):
-        landmarks.append(Landmark(doc_id, i, pos, pos + len(s)))
-        pos += len(s) + 1
-    vecs = np.stack([toy_vector(s) for s in sentences])
-    return Document(doc_id, " ".join(sentences)), landmarks, vecs, [len(s.split()) for s in sentences]
 
 
 def _spec(kind: str, request, tmp_path: Path) -> StoreSpec:

@@ -1,20 +1,12 @@
-"""Fixtures for the LangChain and LlamaIndex plug-ins: a real Alice index, a loopback LLM server."""
+"""Fixtures for the LangChain and LlamaIndex plug-ins: a real Alice index (``llm_server``: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-# The loopback OpenAI-compatible server lives with the LLM tests; reuse it as it is.
-_LLM_TESTS = Path(__file__).resolve().parents[1] / "llms"
-if str(_LLM_TESTS) not in sys.path:
-    sys.path.insert(0, str(_LLM_TESTS))
-
-from loopback_server import LoopbackServer  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hybridctx" / "samples"
 
@@ -43,12 +35,3 @@ def alice_questions() -> list[dict[str, str]]:
     lines = (SAMPLES / "alice_questions.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
-
-@pytest.fixture()
-def llm_server() -> Iterator[LoopbackServer]:
-    """A fresh OpenAI-compatible server on 127.0.0.1 (random free port) per test."""
-    server = LoopbackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -1,28 +1,10 @@
-"""Fixtures for the LLM backends: a loopback OpenAI-compatible server, a tiny random Llama."""
+"""Fixtures for the LLM backends: a tiny random Llama (the loopback server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-# The helper module sits beside this file; make it importable under any --import-mode.
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from loopback_server import LoopbackServer  # noqa: E402
-
-
-@pytest.fixture()
-def llm_server() -> Iterator[LoopbackServer]:
-    """A fresh server on 127.0.0.1 (random free port) per test."""
-    server = LoopbackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,12 @@ class LoopbackServer:
         self.httpd.server_close()
         self.thread.join(timeout=5)
 
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def queue(self, *replies: Reply) -> None:
         with self.lock:
             self.replies.extend(replies)
