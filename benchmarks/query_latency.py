@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     from llama_index.core.node_parser import SentenceSplitter
 
     from hybridctx import HybridContext
-    from hybridctx.datatypes import Document
     from hybridctx.eval.llama_embedding import load_encoder, make_llama_embedding
     from hybridctx.tokens import get_counter
 
