@@ -50,6 +50,8 @@ ENCODERS: dict[str, dict[str, Any]] = {
     "mix": {"context": "mix", "mix_weight": 0.5},
     "mix30": {"context": "mix", "mix_weight": 0.3},
     "landmark": {"context": "window", "pooling": "landmark"},
+    # Same document vectors (query_runtime is not part of the index identity): queries by PyTorch.
+    "window-torchq": {"context": "window", "query_runtime": "torch"},
 }
 # Retrieval variants on the default encoder: they share its index.
 RETRIEVAL: dict[str, dict[str, Any]] = {
@@ -86,6 +88,9 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "lexctx53": {"lexical_context": (5, 3)},
     "lexctx31w1": {"lexical_context": (3, 1), "lexical_neighbour_weight": 1.0},
     "dense2": {"dense_weight": 2.0},
+    "pos0": {"position_weight": 0.0},
+    "pos1": {"position_weight": 1.0},
+    "pos4": {"position_weight": 4.0},
 }
 
 
