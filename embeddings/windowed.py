@@ -49,6 +49,7 @@ class WindowedLandmarkEncoder:
         self._device: str | None = None
         self._backend = None  # tokenizers.Tokenizer, no truncation, no specials
         self._onnx: Any = None  # OnnxQueryEncoder, False when not used, None before deciding
+        self._last_encoding: tuple[str, Any] | None = None  # (text, tokenizers.Encoding)
 
     # -- facts -------------------------------------------------------------
     @property
@@ -107,7 +108,7 @@ class WindowedLandmarkEncoder:
         the model cannot read should not steer retrieval.
         """
         self._load()
-        enc = self._backend.encode(text, add_special_tokens=False)
+        enc = self._encode_once(text)
         total = sum(1 for ch in text if not ch.isspace())
         if total == 0:
             return 1.0
@@ -180,7 +181,7 @@ class WindowedLandmarkEncoder:
         """
         self._load()
         prefix = self.query_instruction
-        seqs = [self._backend.encode(prefix + q, add_special_tokens=False).ids for q in queries]
+        seqs = [self._encode_once(prefix + q).ids for q in queries]
         limit = self.window - len(self._prefix) - len(self._suffix)
         seqs = [self._prefix + s[:limit] + self._suffix for s in seqs]
         if self.config.pooling == "landmark":
@@ -191,6 +192,16 @@ class WindowedLandmarkEncoder:
         with _single_thread(self._device):
             pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
         return _normalise(pooled)
+
+    def _encode_once(self, text: str) -> Any:
+        """The tokenizer's encoding of ``text``, remembered for the next call: retrieval
+        asks for a query's tokens twice (is it readable, then its vector)."""
+        last = self._last_encoding
+        if last is not None and last[0] == text:
+            return last[1]
+        enc = self._backend.encode(text, add_special_tokens=False)
+        self._last_encoding = (text, enc)
+        return enc
 
     def _pool_one(self, hidden: np.ndarray) -> np.ndarray:
         """Pool one sequence's ``(T, dim)`` states as :meth:`_run_isolated` does."""

@@ -46,7 +46,8 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
                    help="encoder model: packaged default 'all-MiniLM-L6-v2', a local directory or a hub id")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the encoder runs")
     p.add_argument("--kind", default=None, metavar="FACTORY",
-                   help="FAISS index kind: Flat (exact, default), HNSW32, IVF1024,PQ32, ...")
+                   help="FAISS index kind: auto (default: exact Flat, HNSW32 from 20k vectors on a CPU), "
+                        "Flat, HNSW32, IVF1024,PQ32, ...")
     p.add_argument("--store", default=None, choices=["faiss", "pgvector", "qdrant"],
                    help="where a new index keeps its vectors (default faiss, inside DIR)")
     p.add_argument("--store-url", default=None, metavar="URL",

@@ -70,7 +70,8 @@ class HybridContext:
             paths: files or directories.
             index_dir: the index directory.
             encoder: encoder settings (see ``EncoderConfig``) or an encoder object.
-            kind: FAISS factory string for a new index (default ``Flat``).
+            kind: FAISS factory string for a new index (default ``auto``: exact
+                ``Flat``, rebuilt as ``HNSW32`` once it holds 20k vectors on a CPU).
             skip_bad: skip bad files/lines with a warning instead of failing.
             show_progress: progress bar (``None``: on a terminal).
             store: where a new index keeps its vectors: ``faiss`` (default, in

@@ -154,6 +154,7 @@ def build_index(
     """
     from hybridctx.errors import ConfigError
     from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexers.faiss_index import AUTO_KIND
     from hybridctx.indexers.store_registry import StoreSpec, default_location
 
     started = time.perf_counter()
@@ -174,7 +175,7 @@ def build_index(
         spec = StoreSpec(store or "faiss", store_url or default_location(store or "faiss", index_dir))
         if spec.external and kind is not None:
             logger.warning("--kind %s applies to FAISS only; the %s store uses its own HNSW index", kind, spec.kind)
-        lm_store = LandmarkStore.create(encoder.dim, kind or "Flat", encoder_identity=identity, store=spec)
+        lm_store = LandmarkStore.create(encoder.dim, kind or AUTO_KIND, encoder_identity=identity, store=spec)
     try:
         errors: list[DocumentError] = []
         docs = load_documents(paths, skip_bad=skip_bad, errors=errors)

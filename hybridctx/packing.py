@@ -95,6 +95,20 @@ class SpanCandidate:
                 "give a 0-based ordinal or None"
             )
 
+    @classmethod
+    def checked_elsewhere(
+        cls, doc_id: str, score: float, sentences: tuple[tuple[int, int], ...], anchor: int,
+        sentence_scores: tuple[float, ...] | None, first_sentence: int | None,
+    ) -> SpanCandidate:
+        """A candidate built without :meth:`__post_init__`'s checks, for callers whose
+        inputs hold by construction (span growth over a sentence table makes a hundred
+        a query, and the checks were a sixth of that stage)."""
+        made = object.__new__(cls)
+        for name, value in (("doc_id", doc_id), ("score", score), ("sentences", sentences), ("anchor", anchor),
+                            ("sentence_scores", sentence_scores), ("first_sentence", first_sentence)):
+            object.__setattr__(made, name, value)
+        return made
+
     @property
     def start(self) -> int:
         """Char offset of the first character."""
@@ -237,8 +251,11 @@ def pack(
 
     Returns:
         The packed context. ``tokens`` is the true count of ``context`` and is at
-        most ``budget - reserve``; each packed span's ``tokens`` is its exact
-        count; ``dropped`` holds the (merged) candidates left out entirely, with
+        most ``budget - reserve``; each packed span's ``tokens`` is exact: the
+        tokens of ``context`` that begin inside the span's text (what the span
+        costs where it stands; with the counters hybridctx ships, which report
+        token offsets, ``context`` is tokenized once for all of them), or, for
+        a counter without offsets, the count of its text alone; ``dropped`` holds the (merged) candidates left out entirely, with
         their token counts (estimated from the document's token offsets when
         the counter provides them: one token off at most, typically); trimmed
         spans have ``trimmed=True``.
@@ -281,14 +298,15 @@ def pack(
         rounds += 1
         chosen = _select(ranked, target, counter, marker_costs, separator_cost, allow_trim, max_span_tokens)
         laid_out = _layout(chosen, order)
-        spans = _to_spans(laid_out, counter)
-        context = render(spans, markers=markers)
-        tokens = counter.count(context) if context else 0
+        context, placed = _render_choices(laid_out, markers)
+        starts = _token_starts(counter, context)
+        tokens = len(starts) if starts is not None else counter.count(context) if context else 0
         if tokens <= limit:
             break
         # The joins cost more than their parts: shrink the selection budget by the overshoot.
         target -= tokens - limit
 
+    spans = _to_spans(laid_out, counter, placed, starts)
     packed = {id(c.unit) for c in chosen}
     dropped = tuple(
         u.to_span(0, len(u.sentences) - 1, u.tokens)
@@ -404,12 +422,18 @@ def _count_units(units: list[_Unit], counter: TokenCounter) -> None:
     offsets when the counter has them (an estimate, see :mod:`slice_tokens`),
     else counted. Dropped units report this number."""
     rest = []
+    by_doc: dict[str, list[_Unit]] = {}
     for unit in units:
-        sliced = unit.slices(counter)
+        by_doc.setdefault(unit.doc_id, []).append(unit)
+    for group in by_doc.values():
+        sliced = group[0].slices(counter)
         if sliced is None:
-            rest.append(unit)
-        else:
-            unit.tokens, unit.estimated = sliced.count(unit.start, unit.sentences[-1][1]), True
+            rest.extend(group)
+            continue
+        # One vectorised lookup per document: a query's units are a few hundred.
+        bounds = np.asarray([(u.sentences[0][0], u.sentences[-1][1]) for u in group], dtype=np.int64)
+        for unit, tokens in zip(group, sliced.counts(bounds).tolist()):
+            unit.tokens, unit.estimated = tokens, True
     counts = count_many(counter, [u.text() for u in rest]) if rest else []
     for unit, tokens in zip(rest, counts):
         unit.tokens = tokens
@@ -525,8 +549,42 @@ def _layout(chosen: list[_Choice], order: PackOrder) -> list[_Choice]:
     return sorted(chosen, key=lambda c: (best_of_doc[c.unit.doc_id], c.unit.sentences[c.first][0]))
 
 
-def _to_spans(choices: list[_Choice], counter: TokenCounter) -> list[Span]:
-    # Packed spans report exact counts; units were only estimated when offsets were used.
+def _render_choices(choices: list[_Choice], markers: bool) -> tuple[str, list[tuple[int, int]]]:
+    """The context :func:`render` makes of these spans, and where each span's text lies in it."""
+    parts: list[str] = []
+    placed: list[tuple[int, int]] = []
+    at = 0
+    for position, choice in enumerate(choices, 1):
+        if position > 1:
+            parts.append(_SEPARATOR)
+            at += len(_SEPARATOR)
+        if markers:
+            line = _marker(position, choice.unit.doc_id) + "\n"
+            parts.append(line)
+            at += len(line)
+        text = choice.unit.text(choice.first, choice.last)
+        parts.append(text)
+        placed.append((at, at + len(text)))
+        at += len(text)
+    return "".join(parts), placed
+
+
+def _token_starts(counter: TokenCounter, context: str) -> np.ndarray | None:
+    """Char offsets where the tokens of ``context`` begin, when the counter reports them."""
+    offsets = getattr(counter, "token_starts", None)
+    if offsets is None:
+        return None
+    return np.asarray(offsets(context), dtype=np.int64) if context else np.zeros(0, dtype=np.int64)
+
+
+def _to_spans(
+    choices: list[_Choice], counter: TokenCounter, placed: list[tuple[int, int]], starts: np.ndarray | None,
+) -> list[Span]:
+    if starts is not None:  # read off the one tokenization of the context
+        bounds = np.asarray(placed, dtype=np.int64).reshape(-1, 2)
+        counts = (np.searchsorted(starts, bounds[:, 1]) - np.searchsorted(starts, bounds[:, 0])).tolist()
+        return [c.unit.to_span(c.first, c.last, n) for c, n in zip(choices, counts)]
+    # Units were only estimated when offsets were used; without offsets, count the rest.
     recount = [c for c in choices if c.trimmed or c.unit.estimated]
     counts = count_many(counter, [c.unit.text(c.first, c.last) for c in recount]) if recount else []
     tokens = {id(c): n for c, n in zip(recount, counts)}

@@ -15,11 +15,12 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from hybridctx.datatypes import PackedContext
+from hybridctx.document_cache import DocumentCache
 from hybridctx.errors import ConfigError
 from hybridctx.fusion import reciprocal_rank_fusion
 from hybridctx.packing import PackOrder, SpanCandidate, pack
 from hybridctx.positions import detect_position
-from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
+from hybridctx.spans import GrowthRule, grow_spans
 from hybridctx.tokens import get_counter
 
 __all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
@@ -122,7 +123,12 @@ class Retriever:
         self.store = store
         self.encoder = encoder
         self.config = config or RetrievalConfig()
-        self._tables: dict[str, SentenceTable] = {}
+        self._documents = DocumentCache(store)
+
+    @property
+    def documents(self) -> DocumentCache:
+        """Texts and sentence tables of the store's documents, cached across queries."""
+        return self._documents
 
     def candidates(
         self, query: str, doc_ids: Sequence[str] | None = None, *, mode: SearchMode | None = None,
@@ -138,6 +144,7 @@ class Retriever:
             budget: tokens the candidates will be packed into; sets how many
                 hits each search takes (:meth:`RetrievalConfig.candidates_for`).
         """
+        self._documents.refresh()
         cfg = self.config if mode is None else replace(self.config, mode=mode)
         timings = {} if timings is None else timings
         k = cfg.candidates_for(budget)
@@ -178,7 +185,7 @@ class Retriever:
             return []
         marks = self.store.landmarks_for_rows(rows)
         hits = [(str(d), int(o), float(s)) for d, o, s in zip(marks.doc_ids, marks.ordinals, scores)]
-        spans = grow_spans(hits, self._sentence_table, cfg.growth)
+        spans = grow_spans(hits, self._documents.sentences, cfg.growth)
         timings["spans"] = _ms(t)
         return spans
 
@@ -213,7 +220,7 @@ class Retriever:
         found = self.candidates(query, doc_ids, mode=mode, timings=timings, budget=budget - reserve)
         t = time.perf_counter()
         packed = pack(
-            found, self.store.text, budget, counter, query=query, order=order or self.config.order,
+            found, self._documents.text, budget, counter, query=query, order=order or self.config.order,
             reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
         )
         timings["pack"] = _ms(t)
@@ -287,16 +294,6 @@ class Retriever:
             keyed.extend((rank, d, int(row)) for rank, row in enumerate(marks.rows[order[:k]]))
         keyed.sort()
         return np.asarray([row for _, _, row in keyed[:k]], dtype=np.int64)
-
-    def _sentence_table(self, doc_id: str) -> SentenceTable:
-        table = self._tables.get(doc_id)
-        if table is None:
-            marks = self.store.landmarks_of(doc_id)
-            table = SentenceTable(marks.starts, marks.ends, marks.paragraphs)
-            if len(self._tables) > 4096:
-                self._tables.clear()
-            self._tables[doc_id] = table
-        return table
 
     def _unreadable(self, query: str, cfg: RetrievalConfig) -> bool:
         readable = getattr(self.encoder, "readable_ratio", None)

@@ -121,28 +121,34 @@ def _grow_doc(doc_id: str, hits: list[tuple[int, float]], table: SentenceTable, 
         inside = sorted(window, key=lambda x: -x[1])
         top_ordinal, top = inside[0]
         score = top + rule.support * sum(s for _, s in inside[1:])
+        # Sentences come from the table in order and non-empty, the anchor lies inside:
+        # the candidate's own checks would only repeat that.
         out.append(
-            SpanCandidate(
-                doc_id=doc_id,
-                score=score,
-                sentences=tuple(zip(starts[lo : hi + 1], ends[lo : hi + 1])),
-                anchor=top_ordinal - lo,
-                sentence_scores=_sentence_scores(lo, hi, inside),
-                first_sentence=lo,
+            SpanCandidate.checked_elsewhere(
+                doc_id, score, tuple(zip(starts[lo : hi + 1], ends[lo : hi + 1])), top_ordinal - lo,
+                _sentence_scores(lo, hi, inside), lo,
             )
         )
     return out
 
 
+_BACK_SHARE = tuple(0.8**d for d in range(64))  # share a hit lends d sentences before it
+_FORWARD_SHARE = tuple(0.5**d for d in range(64))  # ... and d sentences after it
+
+
 def _sentence_scores(lo: int, hi: int, inside: list[tuple[int, float]]) -> tuple[float, ...]:
     # A hit lends its score to the sentences before it (the evidence it ends),
     # fading with distance; sentences after it get a smaller share.
-    scores = [0.0] * (hi - lo + 1)
+    n = hi - lo + 1
+    scores = [0.0] * n
     for ordinal, score in inside:
         pos = ordinal - lo
-        for k in range(len(scores)):
+        for k in range(n):
             dist = pos - k
-            share = 0.8 ** dist if dist >= 0 else 0.5 ** (-dist)
+            if dist >= 0:
+                share = _BACK_SHARE[dist] if dist < 64 else 0.8**dist
+            else:
+                share = _FORWARD_SHARE[-dist] if -dist < 64 else 0.5 ** (-dist)
             value = score * share
             if value > scores[k]:
                 scores[k] = value

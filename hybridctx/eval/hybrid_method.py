@@ -109,7 +109,7 @@ class HybridCtxMethod:
             self._cache = {k: v for k, v in self._cache.items() if k[:2] == key[:2]}
             self._cache[key] = found
         packed = pack(
-            found, self._retriever.store.text, budget, get_counter(self.tokenizer), query=query,
+            found, self._retriever.documents.text, budget, get_counter(self.tokenizer), query=query,
             order=self.config.order, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget),
         )
         return [(s.doc_id, s.start, s.end) for s in packed.spans]

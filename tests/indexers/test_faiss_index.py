@@ -186,3 +186,52 @@ def test_gpu_search_matches_cpu() -> None:
     for index in (gpu, cpu):
         index.add(np.arange(2000), x)
     np.testing.assert_array_equal(gpu.search(q, 10)[1], cpu.search(q, 10)[1])
+
+
+def test_auto_kind_turns_hnsw_when_large_and_back_when_small(
+    data: dict[str, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, ids, q = data["x"], data["ids"], data["q"]
+    monkeypatch.setattr(FaissVectorIndex, "auto_hnsw_min", 2000)
+    index = FaissVectorIndex(x.shape[1], "auto", use_gpu=False)
+    index.add(ids[:1500], x[:1500])
+    _, small = index.search(q, 10)
+    assert index.factory == "Flat"  # below the threshold: exact
+    np.testing.assert_array_equal(small, exact_top(q, x[:1500], ids[:1500], 10))
+
+    index.add(ids[1500:], x[1500:])
+    scores, found = index.search(q, 10)
+    assert (index.kind, index.factory) == ("auto", "HNSW32")
+    assert recall(found, exact_top(q, x, ids, 10)) >= 0.9
+    exact = np.einsum("qd,qkd->qk", q, index.vectors(found.reshape(-1)).reshape(len(q), 10, -1))
+    np.testing.assert_allclose(scores, exact, atol=1e-5)  # re-scored: true inner products
+
+    index.save(tmp_path / "auto")
+    meta = json.loads((tmp_path / "auto" / "vectors.json").read_text())
+    assert (meta["kind"], meta["factory"]) == ("auto", "HNSW32")
+    loaded = FaissVectorIndex.load(tmp_path / "auto", use_gpu=False)
+    assert (loaded.kind, loaded.factory) == ("auto", "HNSW32")
+    np.testing.assert_array_equal(loaded.search(q, 10)[1], found)
+
+    # Shrinking below the threshold keeps the graph until half of it (no flapping) ...
+    loaded.remove(ids[1800:])
+    loaded.search(q, 10)
+    assert loaded.factory == "HNSW32"
+    # ... and below half it is exact again.
+    loaded.remove(ids[900:1800])
+    _, after = loaded.search(q, 10)
+    assert loaded.factory == "Flat"
+    np.testing.assert_array_equal(after, exact_top(q, x[:900], ids[:900], 10))
+
+
+def test_auto_kind_loads_indexes_saved_before_it(tmp_path: Path, data: dict[str, np.ndarray]) -> None:
+    # vectors.json written before "factory" existed: the kind is the factory.
+    index = FaissVectorIndex(data["x"].shape[1], "HNSW16")
+    index.add(data["ids"][:300], data["x"][:300])
+    index.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "vectors.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["factory"]
+    meta_path.write_text(json.dumps(meta))
+    loaded = FaissVectorIndex.load(tmp_path / "old")
+    assert (loaded.kind, loaded.factory) == ("HNSW16", "HNSW16")
