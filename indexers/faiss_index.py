@@ -445,8 +445,8 @@ class FaissVectorIndex:
             keep.append(faiss.IDSelectorBatch(self._tombstones))
             keep.append(faiss.IDSelectorNot(keep[0]))
         with _few_threads(faiss, len(q)):
-            if keep:
-                params = self._params(faiss, keep[-1])
+            if keep or self._is_hnsw:
+                params = self._params(faiss, keep[-1] if keep else None, kk)
                 scores, ids = self._index.search(q, kk, params=params)
             else:
                 searcher = self._searcher() if kk <= _GPU_MAX_K else self._index
@@ -458,13 +458,19 @@ class FaissVectorIndex:
             return out_s, out_i
         return self._rescore(q, ids, k)
 
-    def _params(self, faiss: Any, selector: Any) -> Any:
+    def _params(self, faiss: Any, selector: Any, fetch: int) -> Any:
+        """Search parameters: the selector (or ``None``), and for HNSW a search depth of
+        at least half of ``fetch``, the candidates asked for. Measured on 300 L-Eval
+        questions over 44k landmarks, 400 candidates fetched for a top 100: depth 64
+        kept 0.87 of the exact top 100 (whole-corpus evidence recall at 2k tokens
+        0.152 vs Flat's 0.157), depth 200 kept 0.955 (0.157, as Flat) at 0.3 ms a
+        query, depth 400 0.978 at 0.6 ms."""
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
             return faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))
         inner = self._inner()
         if hasattr(inner, "hnsw"):
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(inner.hnsw.efSearch))
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=max(int(inner.hnsw.efSearch), fetch // 2))
         return faiss.SearchParameters(sel=selector)
 
     def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
