@@ -19,6 +19,17 @@ memory pressure; the anonymous part after the queries is reported beside it.
 Before each query process the index files are dropped from the page cache
 (``posix_fadvise(DONTNEED)``, our files only), so loading reads from disk.
 Query latency is one query at a time, k=10, after 5 warm-up queries.
+
+``--lexical`` measures the BM25 index instead: peak RSS of building and saving
+it from a saved tables file, by the previous in-memory path (every sentence
+read into a list, token-id lists for bm25s) and by the streaming builder::
+
+    python benchmarks/memory_scale.py --lexical --tokens 1000000 10000000 \
+        --out docs/results/memory_scale_lexical.json
+
+The sentences are synthetic: 25 words each, 40 per document, words drawn from
+a Zipf law (a=1.15) over 512k pseudo-words, so the vocabulary grows with the
+corpus as real text's does (Heaps' law).
 """
 
 from __future__ import annotations
@@ -147,6 +158,128 @@ def child_query(path: Path, queries: Path, k: int) -> dict:
             "found": np.asarray(found).tolist()}
 
 
+# -- BM25 (--lexical) ---------------------------------------------------------
+_WORDS_PER_SENTENCE, _SENTENCES_PER_DOC, _ZIPF_WORDS = 25, 40, 1 << 19
+
+
+def synthetic_sentences(n: int, seed: int = 3) -> list[str]:
+    """``n`` sentences of Zipf-distributed pseudo-words (deterministic; real text is not needed to size memory)."""
+    letters = "bcdfghjklmnpqrtvxz"  # no vowels: no stopwords, no plural endings
+
+    def word(i: int) -> str:
+        out = "w"
+        while True:
+            out, i = out + letters[i % 18], i // 18
+            if not i:
+                return out
+
+    words = [word(i) for i in range(_ZIPF_WORDS)]
+    ranks = np.minimum(np.random.default_rng(seed).zipf(1.15, n * _WORDS_PER_SENTENCE), _ZIPF_WORDS) - 1
+    k = _WORDS_PER_SENTENCE
+    return [" ".join(words[r] for r in ranks[i * k:(i + 1) * k].tolist()) + "." for i in range(n)]
+
+
+def child_corpus(n: int, path: Path) -> dict:
+    """Writes ``n`` synthetic sentences as documents into the tables file ``path``."""
+    from hybridctx.datatypes import Document, Landmark
+    from hybridctx.indexers.tables import DocumentTables
+
+    tables = DocumentTables.create(path)
+    texts = synthetic_sentences(n)
+    for d in range(0, n, _SENTENCES_PER_DOC):
+        doc_id, part = f"doc{d // _SENTENCES_PER_DOC}", texts[d:d + _SENTENCES_PER_DOC]
+        marks, pos = [], 0
+        for i, t in enumerate(part):
+            marks.append(Landmark(doc_id, i, pos, pos + len(t)))
+            pos += len(t) + 1
+        tables.add_document(Document(doc_id, " ".join(part)), marks, [_WORDS_PER_SENTENCE] * len(part))
+    tables.close()
+    return {"bytes": path.stat().st_size}
+
+
+def _bm25s_in_memory(tables, out: Path) -> tuple[int, int]:
+    """The previous path: every (row, text) in a list, every sentence's term ids in lists, bm25s scoring."""
+    import bm25s
+
+    from hybridctx.indexers.lexical import lexical_tokens
+
+    pairs = list(tables.sentences())
+    rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
+    vocab: dict[str, int] = {}
+    corpus_ids = [[vocab.setdefault(t, len(vocab)) for t in lexical_tokens(text)] for _, text in pairs]
+    vocab.setdefault("", len(vocab))
+    model = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    model.index((corpus_ids, vocab), show_progress=False, create_empty_token=False)
+    for key in ("data", "indices", "indptr"):
+        np.save(out / f"lexical.{key}.npy", model.scores[key], allow_pickle=False)
+    np.save(out / "lexical.rows.npy", rows, allow_pickle=False)
+    (out / "lexical.vocab.json").write_text(json.dumps(sorted(vocab, key=vocab.__getitem__)), encoding="utf-8")
+    return len(vocab), len(model.scores["data"])
+
+
+def child_lexical(path: str, tables_file: Path, out: Path) -> dict:
+    from hybridctx.indexers.lexical import LexicalIndex
+    from hybridctx.indexers.tables import DocumentTables
+
+    if path == "memory":
+        import bm25s  # noqa: F401  (imported before the starting RSS is read, as the streaming path's modules are)
+    tables = DocumentTables.open(tables_file)
+    start = peak_rss_mb()
+    started = time.perf_counter()
+    if path == "memory":
+        terms, postings = _bm25s_in_memory(tables, out)
+    else:
+        index = LexicalIndex.from_sentences(tables.sentences())
+        index.save(out)
+        terms, postings = len(index._vocab), len(index._data)
+    return {"peak_rss_mb": peak_rss_mb(), "start_rss_mb": start, "build_s": time.perf_counter() - started,
+            "terms": terms, "postings": postings}
+
+
+def lexical_main(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="memory-scale-bm25-", dir=args.workdir))
+    runs = []
+    try:
+        for tokens in args.tokens:
+            n = tokens // _WORDS_PER_SENTENCE
+            tables_file = work / f"tables-{n}.sqlite"
+            run_child(["corpus", str(n), str(tables_file)])
+            for path in ("memory", "streaming"):
+                out = work / f"{path}-{n}"
+                out.mkdir()
+                r = run_child(["lexical", path, str(tables_file), str(out)])
+                runs.append({"path": path, "tokens": tokens, "sentences": n, **{k: round(v, 1) if isinstance(
+                    v, float) else v for k, v in r.items()}})
+                print(f"{tokens:,} tokens, {path}: peak {r['peak_rss_mb']:.0f} MB in {r['build_s']:.0f} s",
+                      file=sys.stderr, flush=True)
+                shutil.rmtree(out)
+            tables_file.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = ["| BM25 build | tokens | sentences | terms | postings | peak RSS (MB) | RSS before (MB) "
+             "| growth (MB) | build + save (s) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        lines.append(f"| {r['path']} | {r['tokens']:,} | {r['sentences']:,} | {r['terms']:,} | {r['postings']:,} | "
+                     f"{r['peak_rss_mb']:,.0f} | {r['start_rss_mb']:,.0f} | "
+                     f"{r['peak_rss_mb'] - r['start_rss_mb']:,.0f} | {r['build_s']:.1f} |")
+    for path in ("memory", "streaming"):
+        rows = [r for r in runs if r["path"] == path]
+        if len(rows) > 1:
+            a, b = rows[0], rows[-1]
+            lines.append(f"{path}: corpus x{b['tokens'] / a['tokens']:.0f} -> peak RSS x"
+                         f"{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}, growth above the start x"
+                         f"{(b['peak_rss_mb'] - b['start_rss_mb']) / max(a['peak_rss_mb'] - a['start_rss_mb'], 1e-9):.2f}")
+    print("\n".join(lines))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        results = {"command": "python benchmarks/memory_scale.py " + " ".join(sys.argv[1:]),
+                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+                   "synthetic": f"{_WORDS_PER_SENTENCE} Zipf(1.15) pseudo-words per sentence over {_ZIPF_WORDS}",
+                   "runs": runs}
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 # -- parent -------------------------------------------------------------------
 def run_child(args: list[str]) -> dict:
     cmd = [sys.executable, __file__, "--child", *args]
@@ -224,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where indexes are built (a disk, not tmpfs)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON")
     parser.add_argument("--png", type=Path, default=None, help="plot")
+    parser.add_argument("--lexical", action="store_true", help="measure the BM25 build instead (in memory vs streaming)")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -231,12 +365,18 @@ def main(argv: list[str] | None = None) -> int:
         what, rest = args.child[0], args.child[1:]
         if what == "baseline":
             result = child_baseline()
+        elif what == "corpus":
+            result = child_corpus(int(rest[0]), Path(rest[1]))
+        elif what == "lexical":
+            result = child_lexical(rest[0], Path(rest[1]), Path(rest[2]))
         elif what == "build":
             result = child_build(rest[0], int(rest[1]), int(rest[2]), Path(rest[3]))
         else:
             result = child_query(Path(rest[0]), Path(rest[1]), int(rest[2]))
         print(json.dumps(result))
         return 0
+    if args.lexical:
+        return lexical_main(args)
 
     work = Path(tempfile.mkdtemp(prefix="memory-scale-", dir=args.workdir))
     try:

@@ -181,7 +181,7 @@ def build_index(
         docs = load_documents(paths, skip_bad=skip_bad, errors=errors)
         added, replaced, unchanged, landmarks, tokens = index_documents(
             docs, lm_store, encoder, show_progress=show_progress)
-        lm_store.save(index_dir)
+        _save_with_progress(lm_store, index_dir, show_progress)
         counts = lm_store.counts()
     except BaseException:
         if not existing and lm_store.store.external:  # nothing names the new table: remove it
@@ -199,3 +199,13 @@ def build_index(
         skipped=tuple(e.path + (f":{e.line}" if e.line else "") for e in errors), landmarks=landmarks,
         tokens=tokens, seconds=time.perf_counter() - started, counts=counts, encoder=identity,
     )
+
+
+def _save_with_progress(lm_store: Any, index_dir: Path, show_progress: bool | None) -> None:
+    """Save, with a bar for the BM25 build over every sentence (the long part of a save)."""
+    from tqdm.auto import tqdm
+
+    total = lm_store.counts()["landmarks"]
+    with tqdm(total=total, desc="BM25", unit="sentence",
+              disable=None if show_progress is None else not show_progress) as bar:
+        lm_store.save(index_dir, progress=bar.update)

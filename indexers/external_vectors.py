@@ -182,9 +182,20 @@ class ExternalVectors:
         return [PENDING_FILE]
 
     def saved(self, next_row: int) -> None:
-        """Call after the directory was saved: deletes the removed rows from the engine."""
+        """Call after the directory was saved: deletes the removed rows from the engine.
+
+        Also lets the engine finish a bulk load (``finish_bulk_load``, optional: pgvector
+        builds its HNSW index over a new table here), so the saved index is ready to search.
+        """
         removed = self.pending_removals()
         self._next_row, self._pending, self._removed = int(next_row), removed, []
+        finish = getattr(self.engine, "finish_bulk_load", None)
+        if finish is not None:
+            try:
+                finish()
+            except IndexStoreError as exc:  # the save succeeded; the first search retries
+                logger.warning("index saved, but the %s store could not finish its bulk load (%s); "
+                               "the first search retries", self.kind, exc)
         if len(removed) == 0:
             return
         try:

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,6 +80,13 @@ class LandmarkStore:
         self._encoder = dict(encoder_identity)
         self._lexical = lexical
         self._lexical_settings = lexical_settings
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a document is added, replaced or deleted: what callers
+        that cache per-document data (texts, sentence tables) check before trusting it."""
+        return self._generation
 
     @classmethod
     def create(
@@ -130,6 +136,11 @@ class LandmarkStore:
         """FAISS factory string, or the engine's name for an external store."""
         return self._vectors.kind
 
+    def _factory(self) -> dict[str, str]:
+        """``{"factory": ...}`` when the kind asked for is not what was built (``auto``)."""
+        factory = getattr(self._vectors, "factory", self.kind)
+        return {} if factory == self.kind else {"factory": factory}
+
     @property
     def store(self) -> StoreSpec:
         """Where the vectors live (``StoreSpec().kind == "faiss"``)."""
@@ -153,8 +164,13 @@ class LandmarkStore:
 
     # -- updates --------------------------------------------------------
     def documents_to_update(self, docs: Iterable[tuple[str, str]]) -> UpdatePlan:
-        """Sorts ``(doc_id, content_hash)`` pairs into new / changed / unchanged."""
-        known = self._tables.hashes()
+        """Sorts ``(doc_id, content_hash)`` pairs into new / changed / unchanged.
+
+        Reads the stored hashes of just these documents, in one query: planning a
+        batch costs one indexed lookup per document, not a scan of the whole index.
+        """
+        docs = list(docs)
+        known = self._tables.hashes([doc_id for doc_id, _ in docs])
         new: list[str] = []
         changed: list[str] = []
         unchanged: list[str] = []
@@ -209,6 +225,7 @@ class LandmarkStore:
         if not np.array_equal(assigned, rows):
             raise IndexCorruptError(f"tables assigned rows {assigned[:3]}... not {rows[:3]}...; this is a bug")
         self._lexical = None
+        self._generation += 1
         return rows
 
     def delete_document(self, doc_id: str) -> np.ndarray:
@@ -217,6 +234,7 @@ class LandmarkStore:
         if len(rows):
             self._vectors.remove(rows)
             self._lexical = None
+            self._generation += 1
         return rows
 
     # -- lookups --------------------------------------------------------
@@ -279,14 +297,17 @@ class LandmarkStore:
             return self._vectors.search(queries, k, allowed, doc_ids=doc_ids, below=self._tables.next_row())
         return self._vectors.search(queries, k, allowed_ids=allowed)
 
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index over every landmark sentence, built now if stale."""
-        if self._lexical is None:
-            started = time.perf_counter()
-            pairs = list(self._tables.sentences())
-            rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
-            self._lexical = LexicalIndex.build([t for _, t in pairs], rows, self._lexical_settings)
-            logger.info("built BM25 over %d sentences in %.2f s", len(rows), time.perf_counter() - started)
+    def lexical(self, progress: Callable[[int], None] | None = None) -> LexicalIndex:
+        """The BM25 index over every landmark sentence, built now if stale.
+
+        The sentences stream from the tables into the builder (memory bounded by the
+        vocabulary, not the corpus). ``progress`` is called with the number of
+        sentences tokenised since its last call (a ``tqdm.update``); the total is
+        ``counts()["landmarks"]``.
+        """
+        if self._lexical is None:  # bm25_build logs the counts and time
+            self._lexical = LexicalIndex.from_sentences(self._tables.sentences(), self._lexical_settings,
+                                                        progress=progress)
         return self._lexical
 
     def search_lexical(
@@ -297,13 +318,15 @@ class LandmarkStore:
         return self.lexical().search(query, k, allowed_rows=allowed)
 
     # -- persistence ----------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, lexical: bool = True) -> dict[str, Any]:
+    def save(self, path: str | os.PathLike[str], *, lexical: bool = True,
+             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Writes the index directory atomically (a crash leaves the previous one).
 
         Args:
             path: the index directory, created or replaced.
             lexical: also save the BM25 index (built now if stale) so that a
                 loaded index searches lexically without rebuilding.
+            progress: reports the BM25 build, see :meth:`lexical`.
 
         Returns:
             The manifest written.
@@ -311,7 +334,7 @@ class LandmarkStore:
         Raises:
             ConfigError: the vector kind needs training and has too few vectors.
         """
-        lex = self.lexical() if lexical else None
+        lex = self.lexical(progress) if lexical else None
         counts = self._tables.counts()
         if counts["landmarks"] != len(self._vectors):
             raise IndexCorruptError(
@@ -334,7 +357,8 @@ class LandmarkStore:
             store["engine"] = self._vectors.engine.describe()
         extra = {
             "encoder": self._encoder,
-            "index": {"backend": store["kind"], "kind": self.kind, "dim": self.dim, "metric": "inner_product"},
+            "index": {"backend": store["kind"], "kind": self.kind, **self._factory(), "dim": self.dim,
+                      "metric": "inner_product"},
             "store": store,
             "counts": counts,
             "next_row": self._tables.next_row(),

@@ -1,11 +1,14 @@
 """BM25 over landmark sentences, English and Chinese, saved without pickle.
 
 Why: dense vectors miss exact names, numbers and rare terms; BM25 hits over the
-same sentences are fused with the dense hits. Scoring is bm25s (a precomputed
-sparse term-by-sentence score matrix, so a query is a few posting-list sums);
-tokenisation is ours so that Chinese is cut into words (jieba) and the same
-rules apply at build and query time. The index is derived data: it is rebuilt
-from the sentence texts whenever documents change.
+same sentences are fused with the dense hits. Scores are precomputed into a
+sparse term-by-sentence matrix (bm25s's layout and Lucene scoring), so a query
+is a few posting-list sums. The matrix is built by :mod:`bm25_build` from a
+stream of sentences in bounded memory and read back memory-mapped, so a large
+index is paged in as queries touch it rather than read whole. Tokenisation is
+ours (:mod:`lexical_terms`) so that Chinese is cut into words (jieba) and the
+same rules apply at build and query time. The index is derived data: it is
+rebuilt from the sentence texts whenever documents change.
 
 Files (all JSON or ``.npy`` loaded with ``allow_pickle=False``):
 ``lexical.data.npy``, ``lexical.indices.npy``, ``lexical.indptr.npy`` (the
@@ -18,132 +21,80 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import threading
-from dataclasses import asdict, dataclass
+import shutil
+import tempfile
+import weakref
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from hybridctx.errors import IndexCorruptError, InputError, MissingDependencyError
+from hybridctx.errors import IndexCorruptError, InputError
+from hybridctx.indexers.bm25_build import build_bm25
+from hybridctx.indexers.lexical_terms import TokenizerSettings, lexical_tokens
 
 __all__ = ["LexicalIndex", "TokenizerSettings", "lexical_tokens"]
 
 logger = logging.getLogger(__name__)
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
-_TOKEN_RE = re.compile(f"[{_HAN}]+|[^\\W_{_HAN}]+")
-_EN_STOP = frozenset(
-    "a an and are as at be been but by can could did do does for from had has have how i if in "
-    "into is it its may might of on or our should so than that the their them then there these "
-    "they this those to was we were what when where which while who whom why will with would "
-    "you your".split()
-)
-_ZH_STOP = frozenset(
-    "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 着 过 吗 呢 吧 啊 把 被 对 从 于".split()
-)
-_JIEBA_LOCK = threading.Lock()
-_jieba: Any = None
 _PREFIX = "lexical."
-
-
-@dataclass(frozen=True)
-class TokenizerSettings:
-    """How text becomes BM25 terms; stored with the index so queries match.
-
-    Attributes:
-        stem: strip English plural endings (Harman's S-stemmer).
-        cjk_bigrams: add overlapping Han character bigrams to jieba's words.
-        search_mode: cut Chinese with ``jieba.cut_for_search`` (words plus their
-            sub-words) instead of ``jieba.lcut``.
-    """
-
-    stem: bool = True
-    cjk_bigrams: bool = True
-    search_mode: bool = False
-
-
-def _get_jieba() -> Any:
-    global _jieba
-    if _jieba is None:
-        with _JIEBA_LOCK:
-            if _jieba is None:
-                try:
-                    import jieba
-                except ImportError as exc:
-                    raise MissingDependencyError(
-                        "jieba", "cpu", "Chinese word segmentation for BM25"
-                    ) from exc
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
-
-
-def _s_stem(word: str) -> str:
-    """Harman's S-stemmer: plural endings only, so it rarely conflates unrelated words."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
-        return word[:-1]
-    if word.endswith("s") and not word.endswith(("us", "ss")):
-        return word[:-1]
-    return word
-
-
-def lexical_tokens(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
-    """BM25 terms of ``text``.
-
-    Latin-script (and any other non-Han) words are split on non-alphanumerics,
-    lower-cased, English stopwords dropped, plurals stemmed; numbers are kept.
-    Runs of Han characters are cut into words by jieba (minus a few function
-    words), plus character bigrams when ``settings.cjk_bigrams``.
-
-    Args:
-        text: any text.
-        settings: tokenizer options.
-
-    Returns:
-        The terms, in text order.
-    """
-    out: list[str] = []
-    for match in _TOKEN_RE.finditer(text):
-        run = match.group()
-        if "\u3400" <= run[0] <= "\u9fff" or run[0] >= "\U00020000" or "\uf900" <= run[0] <= "\ufaff":
-            jieba = _get_jieba()
-            words = jieba.cut_for_search(run) if settings.search_mode else jieba.lcut(run)
-            out.extend(w for w in words if w not in _ZH_STOP)
-            if settings.cjk_bigrams and len(run) > 2:
-                out.extend(run[i : i + 2] for i in range(len(run) - 1))
-        else:
-            word = run.lower()
-            if word in _EN_STOP:
-                continue
-            out.append(_s_stem(word) if settings.stem else word)
-    return out
-
-
-def _import_bm25s() -> Any:
-    try:
-        import bm25s
-    except ImportError as exc:
-        raise MissingDependencyError("bm25s", "cpu", "the BM25 lexical index") from exc
-    return bm25s
+_ARRAYS = ("data", "indices", "indptr", "rows")
 
 
 class LexicalIndex:
     """BM25 (Lucene variant, k1=1.5, b=0.75) over sentences keyed by landmark row.
 
-    Build with :meth:`build`; search with :meth:`search`.
+    Build with :meth:`build` or :meth:`from_sentences`; search with :meth:`search`.
     """
 
-    def __init__(self, model: Any, rows: np.ndarray, settings: TokenizerSettings) -> None:
-        self._model = model
-        self._rows = np.asarray(rows, dtype=np.int64)
+    def __init__(self, arrays: dict[str, np.ndarray], vocab: dict[str, int], settings: TokenizerSettings, *,
+                 k1: float, b: float, workdir: Path | None = None) -> None:
+        # Plain ndarray views of the (memory-mapped) files: np.memmap's slicing
+        # wraps every posting list in a new memmap object, which costs per query term.
+        self._data, self._indices, self._indptr = (np.asarray(arrays[k]) for k in ("data", "indices", "indptr"))
+        self._rows = np.asarray(arrays["rows"], dtype=np.int64)
+        self._vocab = vocab
         self.settings = settings
+        self.k1, self.b = float(k1), float(b)
+        self._workdir = workdir  # built here: the files are ours, removed with the index
+
+    @classmethod
+    def from_sentences(
+        cls,
+        sentences: Iterable[tuple[int, str]],
+        settings: TokenizerSettings = TokenizerSettings(),
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        progress: Callable[[int], None] | None = None,
+    ) -> LexicalIndex:
+        """Indexes a stream of ``(landmark row, sentence text)``, rows strictly ascending.
+
+        Memory holds the vocabulary and ~12 bytes per sentence; the score matrix is
+        written to a private work directory (``TMPDIR``) and mapped from there.
+
+        Args:
+            sentences: read once, e.g. straight from an SQLite cursor.
+            settings: tokenizer options (saved with the index).
+            k1: BM25 term-frequency saturation.
+            b: BM25 length normalisation.
+            progress: called with the number of sentences tokenised since its last call
+                (a ``tqdm.update``).
+
+        Raises:
+            InputError: the rows are not strictly ascending.
+        """
+        work = Path(tempfile.mkdtemp(prefix="hybridctx-bm25-"))
+        try:
+            built = build_bm25(sentences, work, settings, k1=k1, b=b, progress=progress)
+            arrays = _map_arrays(work)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        index = cls(arrays, built.vocab, settings, k1=k1, b=b, workdir=work)
+        weakref.finalize(index, shutil.rmtree, str(work), True)
+        return index
 
     @classmethod
     def build(
@@ -155,7 +106,7 @@ class LexicalIndex:
         k1: float = 1.5,
         b: float = 0.75,
     ) -> LexicalIndex:
-        """Indexes sentence texts.
+        """Indexes sentence texts (see :meth:`from_sentences` for a stream of rows and texts).
 
         Args:
             texts: one string per sentence.
@@ -167,26 +118,21 @@ class LexicalIndex:
         Raises:
             InputError: ``rows`` is not ascending or does not match ``texts``.
         """
-        bm25s = _import_bm25s()
-        vocab: dict[str, int] = {}
-        corpus_ids: list[list[int]] = []
-        n = 0
-        for text in texts:
-            ids = [vocab.setdefault(tok, len(vocab)) for tok in lexical_tokens(text, settings)]
-            corpus_ids.append(ids)
-            n += 1
-        rows_arr = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-        if rows_arr.shape != (n,) or (n > 1 and not np.all(np.diff(rows_arr) > 0)):
-            raise InputError(f"rows must be {n} strictly ascending ints, one per text")
-        vocab.setdefault("", len(vocab))  # bm25s reserves an empty term; keeps score matrix width stable
-        model = bm25s.BM25(k1=k1, b=b, method="lucene")
-        if any(corpus_ids):
-            model.index((corpus_ids, vocab), show_progress=False, create_empty_token=False)
-        else:  # nothing to score (bm25s would divide by a zero average length)
-            model.scores = {"data": np.empty(0, np.float32), "indices": np.empty(0, np.int32),
-                            "indptr": np.zeros(len(vocab) + 1, np.int64), "num_docs": n}
-            model.vocab_dict = vocab
-        return cls(model, rows_arr, settings)
+        given = None if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        counted = [0]
+
+        def pairs() -> Iterator[tuple[int, str]]:
+            for i, text in enumerate(texts):
+                counted[0] = i + 1
+                if given is not None and i >= len(given):
+                    raise InputError(f"rows must be {len(given)} strictly ascending ints, one per text; "
+                                     "more texts were given")
+                yield (i if given is None else int(given[i])), text
+
+        index = cls.from_sentences(pairs(), settings, k1=k1, b=b)
+        if given is not None and counted[0] != len(given):
+            raise InputError(f"rows must be {counted[0]} strictly ascending ints, one per text; got {len(given)}")
+        return index
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -198,11 +144,10 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every indexed sentence: ``(n,) float32`` aligned with :attr:`rows`."""
-        vocab = self._model.vocab_dict
+        vocab = self._vocab
         terms = [vocab[t] for t in lexical_tokens(query, self.settings) if t in vocab and t != ""]
         out = np.zeros(len(self._rows), dtype=np.float32)
-        s = self._model.scores
-        data, indices, indptr = s["data"], s["indices"], s["indptr"]
+        data, indices, indptr = self._data, self._indices, self._indptr
         # A term's postings name each sentence once, so plain fancy-index addition
         # is exact here (and far faster than the np.add.at bm25s uses).
         for term in terms:
@@ -244,20 +189,28 @@ class LexicalIndex:
 
     # -- persistence ----------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> list[str]:
-        """Writes the ``lexical.*`` files into directory ``path``; returns their names."""
+        """Writes the ``lexical.*`` files into directory ``path``; returns their names.
+
+        Files this index built are hard-linked (or copied) from its work directory,
+        so saving a large index reads nothing into memory.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        s = self._model.scores
-        arrays = {"data": s["data"], "indices": s["indices"], "indptr": s["indptr"], "rows": self._rows}
+        arrays = {"data": self._data, "indices": self._indices, "indptr": self._indptr, "rows": self._rows}
         names = []
         for key, arr in arrays.items():
-            np.save(path / f"{_PREFIX}{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-            names.append(f"{_PREFIX}{key}.npy")
-        vocab_terms = sorted(self._model.vocab_dict, key=self._model.vocab_dict.__getitem__)
+            name = f"{_PREFIX}{key}.npy"
+            (path / name).unlink(missing_ok=True)  # it may be a link to another index's file: never write through
+            if self._workdir is not None:
+                _link_or_copy(self._workdir / name, path / name)
+            else:
+                np.save(path / name, np.ascontiguousarray(arr), allow_pickle=False)
+            names.append(name)
+        vocab_terms = sorted(self._vocab, key=self._vocab.__getitem__)
         vocab_json = json.dumps(vocab_terms, ensure_ascii=False)
         (path / f"{_PREFIX}vocab.json").write_text(vocab_json, encoding="utf-8")
-        params = {"k1": self._model.k1, "b": self._model.b, "method": self._model.method,
-                  "num_docs": int(s["num_docs"]), "tokenizer": asdict(self.settings)}
+        params = {"k1": self.k1, "b": self.b, "method": "lucene",
+                  "num_docs": len(self._rows), "tokenizer": asdict(self.settings)}
         params_json = json.dumps(params, indent=2, sort_keys=True) + "\n"
         (path / f"{_PREFIX}params.json").write_text(params_json, encoding="utf-8")
         return names + [f"{_PREFIX}vocab.json", f"{_PREFIX}params.json"]
@@ -269,29 +222,43 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LexicalIndex:
-        """Reads an index written by :meth:`save` (no pickle).
+        """Maps an index written by :meth:`save` (no pickle; pages are read as queries touch them).
 
         Raises:
             IndexCorruptError: a file is missing, unreadable or inconsistent.
         """
-        bm25s = _import_bm25s()
         path = Path(path)
         try:
             params = json.loads((path / f"{_PREFIX}params.json").read_text(encoding="utf-8"))
             terms = json.loads((path / f"{_PREFIX}vocab.json").read_text(encoding="utf-8"))
-            arr = {
-                k: np.load(path / f"{_PREFIX}{k}.npy", allow_pickle=False)
-                for k in ("data", "indices", "indptr", "rows")
-            }
+            arrays = _map_arrays(path)
             settings = TokenizerSettings(**params["tokenizer"])
-            model = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
+            k1, b, method, num_docs = float(params["k1"]), float(params["b"]), params["method"], params["num_docs"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"lexical index files in '{path}' are unreadable: {exc}") from exc
-        if len(arr["indptr"]) != len(terms) + 1 or len(arr["rows"]) != params["num_docs"]:
+        if method != "lucene":
+            raise IndexCorruptError(f"lexical index in '{path}' uses BM25 method {method!r}; only 'lucene' is read")
+        indptr = arrays["indptr"]
+        if (len(indptr) != len(terms) + 1 or len(arrays["rows"]) != num_docs
+                or not len(arrays["data"]) == len(arrays["indices"]) == int(indptr[-1])):
             raise IndexCorruptError(f"lexical index files in '{path}' disagree with each other")
-        model.scores = {"data": arr["data"], "indices": arr["indices"], "indptr": arr["indptr"],
-                        "num_docs": int(params["num_docs"])}
-        model.vocab_dict = {t: i for i, t in enumerate(terms)}
-        model.unique_token_ids_set = set(model.vocab_dict.values())
-        return cls(model, arr["rows"], settings)
+        return cls(arrays, {t: i for i, t in enumerate(terms)}, settings, k1=k1, b=b)
 
+
+def _map_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The four ``lexical.*.npy`` arrays of directory ``path``, memory-mapped read-only."""
+    arrays = {}
+    for key in _ARRAYS:
+        arr = np.load(path / f"{_PREFIX}{key}.npy", mmap_mode="r", allow_pickle=False)
+        if arr.ndim != 1:
+            raise ValueError(f"{_PREFIX}{key}.npy must be 1-d, not of shape {arr.shape}")
+        arrays[key] = arr
+    return arrays
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-links ``src`` (never written again) to ``dst``; copies it across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

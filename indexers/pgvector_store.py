@@ -9,7 +9,10 @@ needs. Each index owns one table::
     <name>_hnsw hnsw (embedding vector_ip_ops)   -- inner product on unit vectors
 
 A document's vectors are written with ``COPY`` inside one transaction, so a
-failed add leaves nothing behind. Searches order by ``embedding <#> q``
+failed add leaves nothing behind. A new table is bulk-loaded without its HNSW
+index, which is built over all rows at once when the index directory is first
+saved (or before the first search that needs it): inserting row by row into
+an HNSW graph is what made loading slow. Searches order by ``embedding <#> q``
 (negative inner product) and use the HNSW index; a search restricted to a few
 documents reads their rows through the ``doc_id`` index and ranks them exactly
 (as FAISS does below 40k rows). On pgvector >= 0.8 iterative index scans keep
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -85,9 +89,12 @@ class PgVectorStore:
     exclusive = False  # other connections may write at any time
 
     def __init__(self, conn: Any, table: str, dim: int, *, location: str, ef_search: int,
-                 m: int, ef_construction: int, version: str) -> None:
+                 m: int, ef_construction: int, version: str, hnsw: bool = True,
+                 build_memory: str | None = None) -> None:
         self._conn, self._table, self._dim, self._location = conn, table, int(dim), location
         self._ef_search, self._m, self._efc, self._version = ef_search, m, ef_construction, version
+        self._hnsw = hnsw  # False while a new table is bulk-loaded
+        self._build_memory = build_memory
 
     @classmethod
     def connect(cls, spec: Any, dim: int, *, create: bool) -> PgVectorStore:
@@ -134,9 +141,6 @@ class PgVectorStore:
                                          " embedding vector({}) NOT NULL)").format(t, sql.Literal(int(dim))))
                     conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (doc_id)")
                                  .format(sql.Identifier(name + "_doc"), t))
-                    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_ip_ops) "
-                                         "WITH (m = {}, ef_construction = {})")
-                                 .format(sql.Identifier(name + "_hnsw"), t, sql.Literal(m), sql.Literal(efc)))
             elif not found:
                 raise IndexStoreError(f"PostgreSQL at '{shown}' has no table {name!r} with this index's vectors; "
                                       "it was dropped or the URL points elsewhere: rebuild the index")
@@ -146,6 +150,7 @@ class PgVectorStore:
                 if held is None or int(held[0]) != int(dim):
                     raise IndexStoreError(f"table {name!r} at '{shown}' holds vectors of dimension "
                                           f"{None if held is None else held[0]}, not {dim}")
+            hnsw = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name + "_hnsw",)).fetchone()[0]
             ef = int(opts.get("ef_search", 100))
             conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
             if tuple(int(p) for p in version.split(".")[:2]) >= (0, 8):
@@ -157,7 +162,8 @@ class PgVectorStore:
             conn.close()
             raise
         logger.info("pgvector %s: table %s at %s", version, name, shown)
-        return cls(conn, name, dim, location=shown or "", ef_search=ef, m=m, ef_construction=efc, version=version)
+        return cls(conn, name, dim, location=shown or "", ef_search=ef, m=m, ef_construction=efc, version=version,
+                   hnsw=bool(hnsw), build_memory=opts.get("maintenance_work_mem"))
 
     # -- helpers ----------------------------------------------------------
     @property
@@ -199,6 +205,36 @@ class PgVectorStore:
             for i, v in zip(ids.tolist(), vectors):
                 copy.write_row((i, doc_id, v))
 
+    def finish_bulk_load(self) -> None:
+        """Builds the HNSW index a new table's bulk load deferred (a no-op once it exists).
+
+        One ``CREATE INDEX`` over every row is far faster than growing the graph
+        row by row. pgvector builds it in ``maintenance_work_mem`` (the server's,
+        or the store option of that name, e.g. ``"1GB"``, for this statement only)
+        and slows down several-fold once the graph outgrows it.
+        """
+        if self._hnsw:
+            return
+        psycopg = _psycopg()
+        from psycopg import sql
+
+        started = time.perf_counter()
+        query = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_ip_ops) "
+                        "WITH (m = {}, ef_construction = {})").format(
+            sql.Identifier(self._table + "_hnsw"), sql.Identifier(self._table), sql.Literal(self._m),
+            sql.Literal(self._efc))
+        with self._errors("build the HNSW index"):
+            try:
+                with self._conn.transaction():
+                    if self._build_memory:
+                        self._conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}")
+                                           .format(sql.Literal(str(self._build_memory))))
+                    self._conn.execute(query)
+            except psycopg.errors.UniqueViolation:  # another connection built it at the same moment
+                pass
+        self._hnsw = True
+        logger.info("built the HNSW index of table %s in %.1f s", self._table, time.perf_counter() - started)
+
     def delete(self, ids: np.ndarray) -> None:
         with self._errors("delete vectors"):
             self._conn.execute(self._sql("DELETE FROM {t} WHERE id = ANY(%s)"), (np.asarray(ids).tolist(),))
@@ -228,6 +264,8 @@ class PgVectorStore:
         else:
             query = self._sql("SELECT id, embedding <#> %b FROM {t} WHERE " + cond +
                               " ORDER BY embedding <#> %b LIMIT %s")
+        if not exact:
+            self.finish_bulk_load()
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
         with self._errors("search"), self._conn.transaction():

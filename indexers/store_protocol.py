@@ -60,6 +60,9 @@ class ExternalStore(Protocol):
     :class:`~hybridctx.indexers.qdrant_store.QdrantStore`. Third-party engines
     register a factory ``(spec, dim, create) -> ExternalStore`` under the entry-point
     group ``hybridctx.stores``.
+
+    Optional: ``finish_bulk_load() -> None``, called after each save, builds what
+    loading deferred (pgvector creates a new table's HNSW index there).
     """
 
     kind: str

@@ -78,7 +78,8 @@ class StoreSpec:
         url: a server URL or a local directory (see the module docstring);
             ``None`` only for ``faiss``.
         name: table (pgvector) or collection (qdrant); default ``hybridctx_<random>``.
-        options: engine settings (``m``, ``ef_construction``, ``ef_search``).
+        options: engine settings (``m``, ``ef_construction``, ``ef_search``; pgvector:
+            ``maintenance_work_mem`` for building the HNSW index).
     """
 
     kind: str = "faiss"

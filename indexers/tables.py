@@ -286,9 +286,14 @@ class DocumentTables:
         pos = np.searchsorted(uniq, rows)
         return LandmarkArrays(*(getattr(got, f)[pos] for f in LandmarkArrays.__dataclass_fields__))
 
-    def hashes(self) -> dict[str, str]:
-        """``{doc_id: content_hash}`` of every stored document."""
-        return dict(self._conn.execute("SELECT doc_id, content_hash FROM documents").fetchall())
+    def hashes(self, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """``{doc_id: content_hash}`` of every stored document, or of those of ``doc_ids`` stored (one query)."""
+        if doc_ids is None:
+            return dict(self._conn.execute("SELECT doc_id, content_hash FROM documents").fetchall())
+        return dict(self._conn.execute(
+            "SELECT doc_id, content_hash FROM documents WHERE doc_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(doc_ids)),),
+        ).fetchall())
 
     def doc_ids(self) -> list[str]:
         """Stored document ids, sorted."""
@@ -305,7 +310,12 @@ class DocumentTables:
         return int(self._conn.execute("SELECT value FROM meta WHERE key = 'next_row'").fetchone()[0])
 
     def sentences(self) -> Iterator[tuple[int, str]]:
-        """Yields ``(row, sentence text)`` for every landmark, by ascending row."""
+        """Yields ``(row, sentence text)`` for every landmark, by ascending row.
+
+        Streams from a cursor (rows are the table's key, so no sort is held),
+        holding one document's text at a time: a caller that consumes as it goes
+        uses memory bounded by the largest document, not by the corpus.
+        """
         cur = self._conn.execute(
             "SELECT l.row, l.start, l.\"end\", l.doc_id FROM landmarks AS l ORDER BY l.row"
         )

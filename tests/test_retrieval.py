@@ -86,3 +86,23 @@ def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, 
     store.asked.clear()
     packed = retriever.retrieve("Who is the Cheshire Cat?", 1024)
     assert store.asked == [("dense", 100), ("lexical", 100)] and packed.tokens <= 1024
+
+
+def test_cached_document_text_follows_a_replaced_document(encoder) -> None:
+    # Texts and sentence tables are cached across queries; replacing a document must not serve the old one.
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexing import index_documents
+
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    index_documents([Document("d", "The first version. It talks about apples.")], store, encoder, show_progress=False)
+    retriever = Retriever(store, encoder)
+    assert retriever.documents.text("d") == "The first version. It talks about apples."
+    assert len(retriever.documents.sentences("d").starts) == 2
+    before = store.generation
+    index_documents([Document("d", "A second version entirely. Pears now. And plums.")], store, encoder,
+                    show_progress=False)
+    assert store.generation > before
+    packed = retriever.retrieve("Which fruit now?", budget=200)  # a query refreshes the cache first
+    assert "Pears" in packed.context and "apples" not in packed.context
+    assert retriever.documents.text("d") == "A second version entirely. Pears now. And plums."
+    assert len(retriever.documents.sentences("d").starts) == 3

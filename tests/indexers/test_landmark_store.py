@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,6 +110,24 @@ def test_replace_delete_and_update_plan() -> None:
     assert "bad" not in store.doc_ids()
 
 
+def test_update_plan_of_1000_documents_reads_the_hashes_in_one_query() -> None:
+    store = LandmarkStore.create(DIM, encoder_identity=IDENTITY)
+    docs = {f"d{i:04d}": [f"Sentence {i}."] for i in range(1000)}
+    for doc_id, sentences in docs.items():
+        store.add_document(*make(doc_id, sentences))
+    incoming = [(d, make(d, s)[0].content_hash if i % 3 else "edited") for i, (d, s) in enumerate(docs.items())]
+    incoming = incoming[200:] + [(f"n{i:04d}", "h") for i in range(200)]  # 800 known, 200 new
+    statements: list[str] = []
+    store._tables._conn.set_trace_callback(statements.append)
+    plan = store.documents_to_update(iter(incoming))
+    store._tables._conn.set_trace_callback(None)
+    assert len(statements) == 1 and "json_each" in statements[0]  # one query, only these ids
+    assert len(plan.new) == 200 and plan.new[0] == "n0000"
+    assert plan.changed == tuple(d for i, (d, _) in enumerate(docs.items()) if i >= 200 and i % 3 == 0)
+    assert len(plan.unchanged) == 800 - len(plan.changed) and plan.unchanged[0] == "d0200"
+    assert store.documents_to_update([]) == type(plan)((), (), ())
+
+
 @pytest.mark.parametrize("kind", ["Flat", "HNSW16"])
 def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
     store = build(kind=kind)
@@ -211,7 +230,10 @@ def crash_second_save(tmp_path: Path, where: str) -> dict:
     first = build()
     first.save(target)
     code = CRASH.format(tests=str(Path(__file__).parent), target=str(target), where=where)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    work = tmp_path / "work"  # the killed process cannot remove its BM25 work directory: keep it in tmp_path
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(work)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return snapshot(first)
 
@@ -224,7 +246,8 @@ def test_killed_while_writing_files_keeps_previous_index(tmp_path: Path) -> None
     assert snapshot(loaded) == before
     assert "late" not in loaded.doc_ids()
     loaded.save(target)  # and the next save clears them
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["idx"]
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock"))
+    assert left == ["idx", "work"]  # work: the killed process's TMPDIR
 
 
 def test_killed_between_renames_recovers(tmp_path: Path) -> None:
@@ -248,3 +271,13 @@ def test_lexical_index_is_optional_on_disk(tmp_path: Path) -> None:
     loaded = LandmarkStore.load(tmp_path / "idx")
     assert loaded.lexical().settings == settings  # rebuilt on demand, same tokenizer
     assert loaded.search_lexical("budget", 1)[1].tolist() == store.search_lexical("budget", 1)[1].tolist()
+
+
+def test_bm25_is_built_from_the_tables_stream_with_progress(tmp_path: Path) -> None:
+    store = build()
+    seen: list[int] = []
+    store.save(tmp_path / "idx", progress=seen.append)
+    assert sum(seen) == store.counts()["landmarks"] == 9
+    loaded = LandmarkStore.load(tmp_path / "idx")
+    assert loaded.search_lexical("budget", 1)[1].tolist() == store.search_lexical("budget", 1)[1].tolist()
+    assert loaded.lexical(progress=seen.append) is loaded.lexical() and sum(seen) == 9  # loaded, not rebuilt

@@ -265,6 +265,21 @@ def test_pgvector_concurrent_reader_and_writer(pg_url, tmp_path) -> None:
     fresh.close()
 
 
+def test_pgvector_builds_its_hnsw_index_after_the_bulk_load(pg_url, tmp_path) -> None:
+    def has_hnsw(store: LandmarkStore) -> bool:
+        engine = store.vectors.engine
+        return engine._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (engine._table + "_hnsw",)).fetchone()[0]
+
+    store = build(StoreSpec("pgvector", pg_url))
+    assert not has_hnsw(store)  # rows were copied in without growing a graph row by row
+    store.save(tmp_path / "idx")
+    assert has_hnsw(store)
+    store.add_document(*make("later", ["A later document."]))  # into the indexed table
+    assert top(store, "A later document.") == [("later", 0)]
+    searched = build(StoreSpec("pgvector", pg_url, options={"maintenance_work_mem": "32MB"}))
+    assert top(searched, "The end.") == [("novel", 2)] and has_hnsw(searched)  # built before the first search
+
+
 def test_pgvector_local_data_directory(pg_server, tmp_path) -> None:
     store = build(StoreSpec("pgvector", str(pg_server.pgdata)))
     manifest = store.save(tmp_path / "idx")
