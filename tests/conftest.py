@@ -12,6 +12,9 @@ for _key, _value in {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # PostgreSQL 16, the version the pgvector store is specified against: pgserver 0.6 ships 16
+    # and 18 and starts 18 unless told (read at its import); =18 runs the store suite on 18.
+    "PGSERVER_POSTGRES_VERSION": "16",
 }.items():
     os.environ.setdefault(_key, _value)
 for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):

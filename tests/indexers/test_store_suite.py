@@ -8,6 +8,7 @@ the same spans on every store.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -429,3 +430,14 @@ def test_cli_index_and_retrieve_work_the_same_on_every_store(kind, corpus, one_e
     assert main(["delete", "alice1", "--index", str(tmp_path / kind)]) == 0
     assert main(["index", str(corpus), "--index", str(tmp_path / kind), "--store", "faiss"]) == 2
     assert "keeps its vectors in" in capsys.readouterr().err
+
+
+def test_pgvector_server_is_postgres_16_with_pgvector(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        extension = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    expected = os.environ.get("PGSERVER_POSTGRES_VERSION", "16")
+    assert version.split(".")[0] == expected and extension is not None
