@@ -57,38 +57,3 @@ def test_a_graph_of_the_wrong_width_is_refused() -> None:
     path = known_onnx_export("all-MiniLM-L6-v2")
     with pytest.raises(ConfigError, match=r"expected \(batch, seq, 768\)"):
         OnnxQueryEncoder(path, dim=768)
-
-
-def test_spinning_follows_what_else_runs() -> None:
-    # Threads spin only while no other process wants the cores; spinning and sleeping
-    # sessions return the same states.
-    import subprocess
-    import sys
-    import time
-
-    from hybridctx.embeddings.onnx_query import _other_runnable_tasks
-
-    path = known_onnx_export("all-MiniLM-L6-v2")
-    adaptive = OnnxQueryEncoder(path, 384, threads=1)
-    ids = [101, 2073, 2001, 5032, 12935, 2141, 1029, 102]
-    assert OnnxQueryEncoder(path, 384, spin=True)._spin_now() is True
-    assert OnnxQueryEncoder(path, 384, spin=False)._spin_now() is False
-    np.testing.assert_allclose(adaptive._session_for(True).run(None, _feed(ids))[0],
-                               adaptive._session_for(False).run(None, _feed(ids))[0], atol=1e-5)
-    import os
-
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
-    try:
-        time.sleep(0.5)
-        busy = [_other_runnable_tasks() for _ in range(20)]
-        assert max(busy) >= 1, busy  # the busy processes are seen
-        assert sum(adaptive._spin_now() for _ in range(20)) <= 2  # and the threads sleep
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
-
-
-def _feed(ids: list[int]) -> dict[str, np.ndarray]:
-    batch = np.asarray([ids], dtype=np.int64)
-    return {"input_ids": batch, "attention_mask": np.ones_like(batch), "token_type_ids": np.zeros_like(batch)}
