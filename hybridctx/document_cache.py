@@ -2,7 +2,9 @@
 
 Why: a query touches a few dozen documents, and reading each one's text and
 sentence table from SQLite again cost about a millisecond a query (measured on
-the 1M-token L-Eval index). Texts are kept up to a character budget, least
+the 1M-token L-Eval index). Which document and sentence a hit's row is comes
+from each document's block of rows, kept as two arrays, instead of a query
+per search. Texts are kept up to a character budget, least
 recently used first out; both caches are dropped whenever the store reports a
 new ``generation`` (it changes when documents are added or deleted), so a
 replaced document is never served stale.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from typing import Any
+
+import numpy as np
 
 from hybridctx.spans import SentenceTable
 
@@ -37,6 +41,7 @@ class DocumentCache:
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._chars = 0
         self._tables: dict[str, SentenceTable] = {}
+        self._blocks: tuple[list[str], np.ndarray, np.ndarray] | None = None
         self._generation = getattr(store, "generation", None)
 
     def refresh(self) -> None:
@@ -46,6 +51,7 @@ class DocumentCache:
             with self._lock:
                 self._texts.clear()
                 self._tables.clear()
+                self._blocks = None
                 self._chars = 0
                 self._generation = generation
 
@@ -78,3 +84,19 @@ class DocumentCache:
                     self._tables.clear()
                 self._tables[doc_id] = table
         return table
+
+    def locate(self, rows: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+        """``(doc_ids, ordinals)`` of landmark ``rows``, or ``None`` when a row lies
+        outside the known blocks (or the store cannot list them): ask the store then."""
+        blocks = self._blocks
+        if blocks is None:
+            listing = getattr(self._store, "row_blocks", None)
+            if listing is None:
+                return None
+            blocks = self._blocks = listing()
+        doc_ids, firsts, counts = blocks
+        rows = np.asarray(rows, dtype=np.int64)
+        where = np.searchsorted(firsts, rows, side="right") - 1
+        if len(rows) and (where.min() < 0 or np.any(rows - firsts[where] >= counts[where])):
+            return None
+        return [doc_ids[i] for i in where.tolist()], rows - firsts[where]

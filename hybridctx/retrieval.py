@@ -183,8 +183,11 @@ class Retriever:
         if len(rows) == 0:
             timings["spans"] = _ms(t)
             return []
-        marks = self.store.landmarks_for_rows(rows)
-        hits = [(str(d), int(o), float(s)) for d, o, s in zip(marks.doc_ids, marks.ordinals, scores)]
+        located = self._documents.locate(rows)
+        if located is None:
+            marks = self.store.landmarks_for_rows(rows)
+            located = ([str(d) for d in marks.doc_ids], marks.ordinals)
+        hits = list(zip(located[0], located[1].tolist(), scores.tolist()))
         spans = grow_spans(hits, self._documents.sentences, cfg.growth)
         timings["spans"] = _ms(t)
         return spans

@@ -259,6 +259,10 @@ class LandmarkStore:
         """Landmarks of ``rows`` ``(m,) int64``, in the given order (``-1`` not allowed)."""
         return self._tables.landmarks_for_rows(rows)
 
+    def row_blocks(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Per document, its block of landmark rows (see :meth:`DocumentTables.row_blocks`)."""
+        return self._tables.row_blocks()
+
     def vectors_for_rows(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
         """Stored ``(m, dim) float32`` unit vectors of ``rows``."""
         return self._vectors.vectors(np.asarray(rows, dtype=np.int64))

@@ -286,6 +286,18 @@ class DocumentTables:
         pos = np.searchsorted(uniq, rows)
         return LandmarkArrays(*(getattr(got, f)[pos] for f in LandmarkArrays.__dataclass_fields__))
 
+    def row_blocks(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Documents whose landmarks fill one block of rows in ordinal order (how
+        :meth:`add_document` assigns them): ``doc_ids``, ``(d,) int64`` first rows
+        ascending, and ``(d,) int64`` landmark counts. Any other document is left out."""
+        recs = self._conn.execute(
+            "SELECT doc_id, MIN(row), COUNT(*) FROM landmarks GROUP BY doc_id "
+            "HAVING MIN(ordinal) = 0 AND MAX(row) - MIN(row) + 1 = COUNT(*) "
+            "AND MIN(row - ordinal) = MAX(row - ordinal) ORDER BY MIN(row)"
+        ).fetchall()
+        return ([r[0] for r in recs], np.fromiter((r[1] for r in recs), np.int64, len(recs)),
+                np.fromiter((r[2] for r in recs), np.int64, len(recs)))
+
     def hashes(self, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
         """``{doc_id: content_hash}`` of every stored document, or of those of ``doc_ids`` stored (one query)."""
         if doc_ids is None:

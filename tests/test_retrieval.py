@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hybridctx.datatypes import Document
@@ -106,3 +107,24 @@ def test_cached_document_text_follows_a_replaced_document(encoder) -> None:
     assert "Pears" in packed.context and "apples" not in packed.context
     assert retriever.documents.text("d") == "A second version entirely. Pears now. And plums."
     assert len(retriever.documents.sentences("d").starts) == 3
+
+
+def test_rows_are_located_as_the_tables_say(encoder) -> None:
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexing import index_documents
+
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    docs = [Document(f"d{i}", " ".join(f"Sentence {j} of document {i}." for j in range(3 + i))) for i in range(4)]
+    index_documents(docs, store, encoder, show_progress=False)
+    gone = store.rows_for_documents(["d1"])
+    store.delete_document("d1")
+    index_documents([Document("d2", "Replaced. With two sentences.")], store, encoder, show_progress=False)
+    retriever = Retriever(store, encoder)
+    retriever.documents.refresh()
+    live = np.concatenate([store.rows_for_documents([d]) for d in ("d0", "d2", "d3")])
+    rows = np.random.default_rng(0).permutation(np.concatenate([live, live[:3]]))  # repeats allowed
+    doc_ids, ordinals = retriever.documents.locate(rows)
+    marks = store.landmarks_for_rows(rows)
+    assert doc_ids == [str(d) for d in marks.doc_ids]
+    np.testing.assert_array_equal(ordinals, marks.ordinals)
+    assert retriever.documents.locate(gone[:1]) is None  # a deleted row: ask the tables (which raise)
