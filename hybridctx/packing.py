@@ -104,9 +104,9 @@ class SpanCandidate:
         inputs hold by construction (span growth over a sentence table makes a hundred
         a query, and the checks were a sixth of that stage)."""
         made = object.__new__(cls)
-        for name, value in (("doc_id", doc_id), ("score", score), ("sentences", sentences), ("anchor", anchor),
-                            ("sentence_scores", sentence_scores), ("first_sentence", first_sentence)):
-            object.__setattr__(made, name, value)
+        # What the frozen dataclass's __init__ does, minus a setattr call per field.
+        made.__dict__.update(doc_id=doc_id, score=score, sentences=sentences, anchor=anchor,
+                             sentence_scores=sentence_scores, first_sentence=first_sentence)
         return made
 
     @property
@@ -286,10 +286,7 @@ def pack(
     # Marker lines are estimated with the widest number they can carry.
     widest = max(len(units), 1)
     doc_ids = sorted({u.doc_id for u in units})
-    marker_costs = dict.fromkeys(doc_ids, 0)
-    if markers and doc_ids:
-        counts = count_many(counter, [_marker(widest, d) + "\n" for d in doc_ids])
-        marker_costs = dict(zip(doc_ids, counts))
+    marker_costs = _marker_costs(counter, widest, doc_ids) if markers else dict.fromkeys(doc_ids, 0)
 
     ranked = sorted(units, key=_Unit.sort_key)
     target = limit
@@ -328,6 +325,22 @@ def pack(
         dropped=dropped,
         timings_ms={"pack": elapsed},
     )
+
+
+_MARKER_COSTS: dict[tuple[str, str], int] = {}  # (tokenizer, marker line) -> tokens
+_MARKER_COSTS_MAX = 100_000
+
+
+def _marker_costs(counter: TokenCounter, widest: int, doc_ids: list[str]) -> dict[str, int]:
+    """Tokens of each document's widest marker line; remembered, since the same
+    documents come back query after query (a query counted ~20 of them)."""
+    lines = {d: _marker(widest, d) + "\n" for d in doc_ids}
+    missing = [line for line in lines.values() if (counter.name, line) not in _MARKER_COSTS]
+    if missing:
+        if len(_MARKER_COSTS) + len(missing) > _MARKER_COSTS_MAX:
+            _MARKER_COSTS.clear()
+        _MARKER_COSTS.update(((counter.name, line), n) for line, n in zip(missing, count_many(counter, missing)))
+    return {d: _MARKER_COSTS[(counter.name, line)] for d, line in lines.items()}
 
 
 def _marker(position: int, doc_id: str) -> str:

@@ -390,3 +390,11 @@ def test_bad_input_errors(cl100k: TokenCounter) -> None:
         SpanCandidate("d", 1.0, ((0, 5), (6, 8)), anchor=2)
     with pytest.raises(InputError, match="1 sentence scores for 2 sentences"):
         SpanCandidate("d", 1.0, ((0, 5), (6, 8)), sentence_scores=(1.0,))
+
+
+def test_a_candidate_built_without_checks_equals_a_checked_one() -> None:
+    args = ("d", 0.5, ((0, 4), (5, 9)), 1, (0.2, 0.5), 3)
+    fast = SpanCandidate.checked_elsewhere(*args)
+    assert fast == SpanCandidate(*args) and hash(fast) == hash(SpanCandidate(*args))
+    with pytest.raises(Exception):
+        fast.score = 1.0  # still frozen
