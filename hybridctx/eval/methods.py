@@ -91,6 +91,7 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "pos0": {"position_weight": 0.0},
     "pos1": {"position_weight": 1.0},
     "pos4": {"position_weight": 4.0},
+    "nomarkers": {"markers": False},
 }
 
 
