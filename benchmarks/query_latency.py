@@ -56,6 +56,45 @@ def questions_for(path: Path, n: int) -> list[str]:
     return [f"What happened in part {i}?" for i in range(n)]
 
 
+def write_report(out: Path, rows: dict[str, list[float]], stages: dict[str, list[float]], peer: list[float],
+                 ours: list[float], facts: dict[str, Any]) -> None:
+    """``latency.json`` (every timing, in ms) and ``latency.png``: p50/p95 per method, and
+    hybridctx's p50 per stage beside the peer's p50."""
+    from hybridctx.eval.plotting import pyplot, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {name: {"p50": percentile(v, 50), "p95": percentile(v, 95), "mean": statistics.mean(v)}
+               for name, v in rows.items()}
+    (out / "latency.json").write_text(json.dumps(
+        {**facts, "summary": summary, "speedup_p50": percentile(peer, 50) / percentile(ours, 50),
+         "stages_p50": {k: percentile(v, 50) for k, v in stages.items()}, "timings_ms": rows, "stages_ms": stages},
+        indent=1) + "\n", encoding="utf-8")
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
+    names = list(rows)
+    y = range(len(names))
+    left.barh([i + 0.2 for i in y], [summary[n]["p50"] for n in names], height=0.4, label="p50")
+    left.barh([i - 0.2 for i in y], [summary[n]["p95"] for n in names], height=0.4, label="p95", alpha=0.6)
+    left.set_yticks(list(y), [n.replace(" retriever", "\nretriever").replace(", ", ",\n") for n in names], fontsize=7)
+    left.invert_yaxis()
+    left.set_xlabel("ms per query")
+    left.legend(fontsize=8)
+    left.set_title(f"{facts['corpus_tokens']:,}-token corpus, budget {facts['budget']}, {facts['queries']} queries",
+                   fontsize=9)
+    parts = [(k, percentile(v, 50)) for k, v in stages.items() if k != "total"]
+    bottom = 0.0
+    for stage, ms in parts:
+        right.bar(0, ms, bottom=bottom, label=f"{stage} {ms:.1f}")
+        bottom += ms
+    right.bar(1, percentile(peer, 50), color="grey", label=f"LlamaIndex {percentile(peer, 50):.1f}")
+    right.set_xticks([0, 1], ["hybridctx\n(stages, p50)", "LlamaIndex\n(p50)"], fontsize=8)
+    right.set_ylabel("ms")
+    right.legend(fontsize=7)
+    right.set_title(f"{percentile(peer, 50) / percentile(ours, 50):.1f}x faster at p50", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out / "latency.png")
+    print(f"wrote {out / 'latency.json'} and {out / 'latency.png'}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "leval" / "docs.jsonl"
@@ -71,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reuse/keep the LlamaIndex index here (for quick iterations only: a reloaded "
                              "index answered slower than a freshly built one here)")
     parser.add_argument("--warmup", type=int, default=5, help="queries run before timing (not timed)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write latency.json (every timing) and latency.png here")
     args = parser.parse_args(argv)
 
     from llama_index.core import Document as LlamaDocument
@@ -163,20 +204,19 @@ def main(argv: list[str] | None = None) -> int:
                 run(q)
                 times.append((time.perf_counter() - t) * 1000)
 
-    print(f"| method | p50 ms | p95 ms | mean ms |\n| --- | ---: | ---: | ---: |")
-    print(f"| hybridctx retrieve+pack ({args.budget} tokens) | {percentile(hx_ms, 50):.1f} | "
-          f"{percentile(hx_ms, 95):.1f} | {statistics.mean(hx_ms):.1f} |")
-    print(f"| hybridctx, queries encoded by PyTorch | {percentile(ht_ms, 50):.1f} | "
-          f"{percentile(ht_ms, 95):.1f} | {statistics.mean(ht_ms):.1f} |")
-    for name, values in other_ms.items():
+    rows = {f"hybridctx retrieve+pack ({args.budget} tokens)": hx_ms, "hybridctx, queries encoded by PyTorch": ht_ms,
+            **other_ms, f"LlamaIndex VectorStoreIndex retriever (top {top_k})": li_ms}
+    print("| method | p50 ms | p95 ms | mean ms |\n| --- | ---: | ---: | ---: |")
+    for name, values in rows.items():
         print(f"| {name} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} | {statistics.mean(values):.1f} |")
-    print(f"| LlamaIndex VectorStoreIndex retriever (top {top_k}) | {percentile(li_ms, 50):.1f} | "
-          f"{percentile(li_ms, 95):.1f} | {statistics.mean(li_ms):.1f} |")
     print("hybridctx stages, p50 ms: " + ", ".join(f"{k} {percentile(v, 50):.1f}" for k, v in stages.items()))
     for name, values in other_ms.items():
         print(f"speed-up at p50, {name}: {percentile(li_ms, 50) / percentile(values, 50):.1f}x")
     print(f"speed-up at p50: {percentile(li_ms, 50) / percentile(hx_ms, 50):.1f}x (target >= 5x); "
           f"corpus {tokens:,} tokens")
+    if args.out is not None:
+        write_report(args.out, rows, stages, li_ms, hx_ms, {"corpus_tokens": tokens, "documents": len(docs),
+                                                             "budget": args.budget, "queries": len(questions)})
     return 0
 
 
