@@ -108,10 +108,9 @@ def index_documents(
         group, group_size = [], 0
 
     for doc in documents:
-        # has_document first: planning reads every stored hash, which made a
-        # fresh build of n documents O(n^2).
-        plan = store.documents_to_update([(doc.doc_id, doc.content_hash)]) if store.has_document(doc.doc_id) else None
-        if plan is not None and doc.doc_id in plan.unchanged:
+        # Planning reads only this document's stored hash (one indexed query).
+        plan = store.documents_to_update([(doc.doc_id, doc.content_hash)])
+        if doc.doc_id in plan.unchanged:
             unchanged.append(doc.doc_id)
             bar.update(1)
             continue
