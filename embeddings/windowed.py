@@ -29,6 +29,8 @@ __all__ = ["WindowedLandmarkEncoder"]
 
 logger = logging.getLogger(__name__)
 
+_EXPORT_MAX_PARAMS = 200_000_000  # queries of larger models stay with PyTorch or a shipped export
+
 
 class WindowedLandmarkEncoder:
     """Landmark vectors from any ``transformers.AutoModel`` encoder.
@@ -221,7 +223,9 @@ class WindowedLandmarkEncoder:
             return None
         from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
 
-        path = self.config.query_onnx or known_onnx_export(self.spec.name, self.spec.path if self.spec.is_local else None)
+        # An export of the loaded weights (exact) first, then one that ships or sits beside the model.
+        path = self.config.query_onnx or self._own_export() or known_onnx_export(
+            self.spec.name, self.spec.path if self.spec.is_local else None)
         if path is None:
             if runtime == "onnx":
                 raise ConfigError(
@@ -234,6 +238,16 @@ class WindowedLandmarkEncoder:
             return None
         self._onnx = OnnxQueryEncoder(path, self.dim)
         return self._onnx
+
+    def _own_export(self) -> Any:
+        """The cached fp32 ONNX export of the loaded model, when it is small enough to
+        be worth exporting (encoders, not LLM-sized decoders) and one can be made."""
+        from hybridctx.embeddings.onnx_export import fp32_export
+
+        model = self._model
+        if model is None or sum(p.numel() for p in model.parameters()) > _EXPORT_MAX_PARAMS:
+            return None
+        return fp32_export(model, self.spec.name)
 
     # -- documents ---------------------------------------------------------
     def encode_documents(

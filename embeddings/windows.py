@@ -65,7 +65,8 @@ def plan_windows(token_ranges: np.ndarray, n_tokens: int, length: int, overlap: 
 
     A sentence is read from the first window holding it whole, which is the one
     where it has the most preceding context; every sentence except the first
-    few gets at least ``overlap`` tokens of context. A sentence longer than
+    few gets at least ``overlap`` tokens of context, unless it is too long to
+    fit after them (it then starts a window of its own). A sentence longer than
     ``length`` is read from a window starting at its first token (truncated).
 
     Args:

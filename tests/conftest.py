@@ -15,6 +15,8 @@ for _key, _value in {
     # PostgreSQL 16, the version the pgvector store is specified against: pgserver 0.6 ships 16
     # and 18 and starts 18 unless told (read at its import); =18 runs the store suite on 18.
     "PGSERVER_POSTGRES_VERSION": "16",
+    # Derived files (the ONNX export of the encoder) go to a test cache, not the user's.
+    "HYBRIDCTX_CACHE": os.path.join(__import__("tempfile").gettempdir(), "hybridctx-test-cache"),
 }.items():
     os.environ.setdefault(_key, _value)
 for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):

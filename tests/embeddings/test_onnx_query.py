@@ -57,3 +57,30 @@ def test_a_graph_of_the_wrong_width_is_refused() -> None:
     path = known_onnx_export("all-MiniLM-L6-v2")
     with pytest.raises(ConfigError, match=r"expected \(batch, seq, 768\)"):
         OnnxQueryEncoder(path, dim=768)
+
+
+def test_queries_use_an_exact_fp32_export_made_once(tmp_path, monkeypatch) -> None:
+    from hybridctx.embeddings.onnx_export import fp32_export
+
+    monkeypatch.setenv("HYBRIDCTX_CACHE", str(tmp_path))
+    torch_side = WindowedLandmarkEncoder(EncoderConfig(query_runtime="torch", device="cpu"))
+    onnx_side = WindowedLandmarkEncoder(EncoderConfig(device="cpu"))
+    a, b = torch_side.encode_queries(QUESTIONS), onnx_side.encode_queries(QUESTIONS)
+    exported = list((tmp_path / "onnx").glob("*.onnx"))
+    assert [onnx_side._onnx.path] == exported  # the export, not the packaged int8 file
+    np.testing.assert_allclose((a * b).sum(axis=1), 1.0, atol=1e-5)  # exact, unlike int8
+    made = exported[0].stat().st_mtime_ns
+    assert fp32_export(onnx_side._model, "all-MiniLM-L6-v2") == exported[0]  # cached: not made again
+    assert exported[0].stat().st_mtime_ns == made
+
+
+def test_without_the_onnx_package_the_packaged_export_serves(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    monkeypatch.setenv("HYBRIDCTX_CACHE", str(tmp_path))
+    enc = WindowedLandmarkEncoder(EncoderConfig(device="cpu"))
+    enc.encode_queries(["Where was Marie Curie born?"])
+    assert enc._onnx.path == known_onnx_export("all-MiniLM-L6-v2")
+    assert not (tmp_path / "onnx").exists()
