@@ -47,9 +47,11 @@ class EncoderConfig:
             one short input), ``torch``, or ``auto`` (``onnx`` when an export
             and onnxruntime are present, else ``torch``). Documents are always
             encoded by PyTorch; on a GPU queries are too.
-        query_onnx: path of the ONNX export for ``onnx`` (``None``: the
-            packaged export of the default model, or ``model.onnx`` /
-            ``onnx/model.onnx`` in a local model directory).
+        query_onnx: path of the ONNX export for ``onnx`` (``None``: an fp32
+            export of the loaded weights, made once and cached, when the
+            ``onnx`` package is present; else the packaged export of the
+            default model, or ``model.onnx`` / ``onnx/model.onnx`` in a local
+            model directory).
     """
 
     model: str = "all-MiniLM-L6-v2"
