@@ -198,9 +198,22 @@ def render(spans: Sequence[Span], *, markers: bool = True) -> str:
     Returns:
         The context; ``""`` for no spans.
     """
-    if markers:
-        return _SEPARATOR.join(f"{_marker(i, s.doc_id)}\n{s.text}" for i, s in enumerate(spans, 1))
-    return _SEPARATOR.join(s.text for s in spans)
+    return _render_placed([(s.doc_id, s.text) for s in spans], markers)[0]
+
+
+def _render_placed(pieces: Sequence[tuple[str, str]], markers: bool) -> tuple[str, list[tuple[int, int]]]:
+    """The context of ``(doc_id, text)`` pieces in the :func:`render` format, and the
+    ``(start, end)`` char range of each piece's text inside it."""
+    parts: list[str] = []
+    placed: list[tuple[int, int]] = []
+    at = 0
+    for position, (doc_id, text) in enumerate(pieces, 1):
+        head = (_SEPARATOR if position > 1 else "") + (_marker(position, doc_id) + "\n" if markers else "")
+        parts += (head, text)
+        at += len(head)
+        placed.append((at, at + len(text)))
+        at += len(text)
+    return "".join(parts), placed
 
 
 def pack(
@@ -255,10 +268,11 @@ def pack(
         tokens of ``context`` that begin inside the span's text (what the span
         costs where it stands; with the counters hybridctx ships, which report
         token offsets, ``context`` is tokenized once for all of them), or, for
-        a counter without offsets, the count of its text alone; ``dropped`` holds the (merged) candidates left out entirely, with
-        their token counts (estimated from the document's token offsets when
-        the counter provides them: one token off at most, typically); trimmed
-        spans have ``trimmed=True``.
+        a counter without offsets, the count of its text alone. ``dropped``
+        holds the (merged) candidates left out entirely, with their token counts
+        (estimated from the document's token offsets when the counter provides
+        them: one token off at most, typically); trimmed spans have
+        ``trimmed=True``.
         A budget too small for any span gives an empty context, not an error.
 
     Raises:
@@ -295,7 +309,8 @@ def pack(
         rounds += 1
         chosen = _select(ranked, target, counter, marker_costs, separator_cost, allow_trim, max_span_tokens)
         laid_out = _layout(chosen, order)
-        context, placed = _render_choices(laid_out, markers)
+        pieces = [(c.unit.doc_id, c.unit.text(c.first, c.last)) for c in laid_out]
+        context, placed = _render_placed(pieces, markers)
         starts = _token_starts(counter, context)
         tokens = len(starts) if starts is not None else counter.count(context) if context else 0
         if tokens <= limit:
@@ -560,26 +575,6 @@ def _layout(chosen: list[_Choice], order: PackOrder) -> list[_Choice]:
     for position, choice in enumerate(by_score):
         best_of_doc.setdefault(choice.unit.doc_id, position)
     return sorted(chosen, key=lambda c: (best_of_doc[c.unit.doc_id], c.unit.sentences[c.first][0]))
-
-
-def _render_choices(choices: list[_Choice], markers: bool) -> tuple[str, list[tuple[int, int]]]:
-    """The context :func:`render` makes of these spans, and where each span's text lies in it."""
-    parts: list[str] = []
-    placed: list[tuple[int, int]] = []
-    at = 0
-    for position, choice in enumerate(choices, 1):
-        if position > 1:
-            parts.append(_SEPARATOR)
-            at += len(_SEPARATOR)
-        if markers:
-            line = _marker(position, choice.unit.doc_id) + "\n"
-            parts.append(line)
-            at += len(line)
-        text = choice.unit.text(choice.first, choice.last)
-        parts.append(text)
-        placed.append((at, at + len(text)))
-        at += len(text)
-    return "".join(parts), placed
 
 
 def _token_starts(counter: TokenCounter, context: str) -> np.ndarray | None:

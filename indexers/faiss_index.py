@@ -436,8 +436,9 @@ class FaissVectorIndex:
                 return _top_k(q @ self._buffer.get(allowed).T, allowed, k)
         self._ensure_ready()
         faiss = import_faiss()
+        inner = self._inner()
         # Exact scores come back from Flat and from HNSW over full vectors: no re-scoring.
-        exact_scores = self._exact or self._hnsw_flat
+        exact_scores = self._exact or type(inner).__name__ == "IndexHNSWFlat"
         kk = min(k if exact_scores else k * self._rerank, int(self._index.ntotal))
         depth = k * self._rerank // 2  # HNSW search depth, see _params
         keep: list[Any] = []  # selectors must outlive the search call
@@ -447,7 +448,7 @@ class FaissVectorIndex:
             keep.append(faiss.IDSelectorBatch(self._tombstones))
             keep.append(faiss.IDSelectorNot(keep[0]))
         with _few_threads(faiss, len(q)):
-            if keep or self._is_hnsw:
+            if keep or hasattr(inner, "hnsw"):
                 params = self._params(faiss, keep[-1] if keep else None, depth)
                 scores, ids = self._index.search(q, kk, params=params)
             else:
@@ -459,11 +460,6 @@ class FaissVectorIndex:
             out_s[out_i < 0] = -np.inf
             return out_s, out_i
         return self._rescore(q, ids, k)
-
-    @property
-    def _hnsw_flat(self) -> bool:
-        """An HNSW graph over full float vectors: its scores are exact inner products."""
-        return type(self._inner()).__name__ == "IndexHNSWFlat"
 
     def _params(self, faiss: Any, selector: Any, depth: int) -> Any:
         """Search parameters: the selector (or ``None``), and for HNSW a search depth of
@@ -514,8 +510,8 @@ class FaissVectorIndex:
         """Writes ``vector_ids.npy`` (``ids`` ``(n,) int64``) and ``vectors.json`` (with ``extra`` keys)."""
         np.save(path / IDS_FILE, np.ascontiguousarray(ids, dtype=np.int64), allow_pickle=False)
         meta = {"kind": self._kind, "factory": self._factory, "dim": self._dim, "metric": "inner_product",
-                "rerank": self._rerank, "count": int(len(ids)), "faiss_version": getattr(import_faiss(), "__version__", "unknown"),
-                **extra}
+                "rerank": self._rerank, "count": int(len(ids)),
+                "faiss_version": getattr(import_faiss(), "__version__", "unknown"), **extra}
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
