@@ -2,10 +2,10 @@
 
 Why: ONNX Runtime runs one short query several times faster than PyTorch on a
 CPU. The packaged int8 export of the default model agrees with PyTorch to cosine
-0.9994; an fp32 export of the very weights the documents were encoded with
-agrees exactly (cosine 1.0), and on this AVX-only CPU it was also faster (8.7 vs
-9.4 ms p50 on 100 L-Eval questions: int8 kernels pay off with AVX2/VNNI, not
-here). The export takes a few seconds once; the file is cached under a
+0.9993; an fp32 export of the very weights the documents were encoded with
+agrees exactly (cosine 1.0), and on this AVX-only CPU it was also faster
+(``benchmarks/query_encoding.py``: 8.6 vs 9.3 ms p50 on 100 L-Eval questions;
+int8 kernels pay off with AVX2/VNNI, not here). The export takes a few seconds once; the file is cached under a
 fingerprint of the weights, written atomically, and checked against PyTorch
 before it is used.
 """

@@ -60,13 +60,11 @@ class OnnxQueryEncoder:
         threads: intra-op threads (``None``: the cores, at most 4; measured on
             2 cores: 10 ms per 51-token query with 2 threads, 16 ms with 1).
         spin: let idle worker threads spin. Off by default, by measurement
-            (2 cores, 100 L-Eval questions, p50): spinning is faster alone
-            (8.5 vs 10.0 ms) but much slower beside two busy processes (24 vs
-            15 ms), and its threads keep spinning after the run, which doubled
-            a PyTorch encode run right after it (28 vs 13.5 ms); ORT's
-            ``session.force_spinning_stop`` ends that, but then the query
-            itself was no faster than with sleeping threads (14.2 vs 11.1 ms
-            beside PyTorch).
+            (``benchmarks/query_encoding.py``, 2 cores, 100 L-Eval questions,
+            p50, fp32 export): spinning is faster alone (7.4 vs 8.6 ms) but
+            slower when each query is followed by a PyTorch call (13.1 vs
+            10.4 ms), and its threads keep spinning after the run, which more
+            than doubled that PyTorch call (34 vs 14 ms).
 
     Raises:
         MissingDependencyError: onnxruntime is not installed.

@@ -1,8 +1,8 @@
 """What retrieval reads of a document on every query, kept between queries.
 
 Why: a query touches a few dozen documents, and reading each one's text and
-sentence table from SQLite again cost about a millisecond a query (measured on
-the 1M-token L-Eval index). Which document and sentence a hit's row is comes
+sentence table from SQLite again, query after query, was a large part of span
+growth and packing on the 1M-token L-Eval index. Which document and sentence a hit's row is comes
 from each document's block of rows, kept as two arrays, instead of a query
 per search. Texts are kept up to a character budget, least
 recently used first out; both caches are dropped whenever the store reports a

@@ -102,7 +102,7 @@ class SpanCandidate:
     ) -> SpanCandidate:
         """A candidate built without :meth:`__post_init__`'s checks, for callers whose
         inputs hold by construction (span growth over a sentence table makes a hundred
-        a query, and the checks were a sixth of that stage)."""
+        a query, and repeating the checks showed in that stage's profile)."""
         made = object.__new__(cls)
         # What the frozen dataclass's __init__ does, minus a setattr call per field.
         made.__dict__.update(doc_id=doc_id, score=score, sentences=sentences, anchor=anchor,

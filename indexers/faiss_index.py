@@ -5,9 +5,9 @@ index kind is a FAISS factory string: ``"Flat"`` (exact), ``"HNSW32"`` or
 ``"IVF256,PQ16"`` for large corpora, or ``"auto"`` (what indexing asks for by
 default): exact ``Flat`` while the index is small, rebuilt as ``HNSW32`` from
 the exact copy once it holds :attr:`FaissVectorIndex.auto_hnsw_min` vectors
-on a CPU (measured on 44k L-Eval landmark vectors, one thread: Flat 3.3 ms a
-query against HNSW 0.3 ms; at 20k, 1.5 ms against 0.3 ms; the HNSW build
-takes ~3 s for 44k). With a GPU, ``auto`` stays ``Flat``: an exact scan on the
+on a CPU (``benchmarks/hnsw_depth.py`` on 44k L-Eval landmark vectors, one
+thread, top 100: Flat 2.3 ms a query against HNSW 0.24 ms; at 20k, 0.87 ms
+against 0.21 ms; the HNSW build takes ~4 s for 44k). With a GPU, ``auto`` stays ``Flat``: an exact scan on the
 GPU is faster still. FAISS ids are the landmark
 rows. Beside the FAISS index an exact float32 copy of every vector is kept
 (:class:`VectorBuffer`, saved as ``vectors.npy``); it makes these simple and
@@ -464,10 +464,10 @@ class FaissVectorIndex:
     def _params(self, faiss: Any, selector: Any, depth: int) -> Any:
         """Search parameters: the selector (or ``None``), and for HNSW a search depth of
         at least ``depth`` (``rerank * k / 2``, twice the results for the default
-        rerank 4). Measured on 300 L-Eval questions over 44k landmarks, top 100:
-        depth 64 kept 0.87 of the exact top 100 (whole-corpus evidence recall at 2k
-        tokens 0.152 vs Flat's 0.157), depth 200 kept 0.955 (0.157, as Flat) at
-        0.3 ms a query, depth 400 0.978 at 0.6 ms."""
+        rerank 4). ``benchmarks/hnsw_depth.py`` on 300 L-Eval questions over 44k
+        landmarks, top 100: depth 64 kept 0.872 of the exact top 100 (whole-corpus
+        evidence recall at 2k tokens 0.147 vs Flat's 0.152), depth 200 kept 0.949
+        (0.152, as Flat) at 0.23 ms a query, depth 400 0.979 at 0.42 ms."""
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
             return faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))
