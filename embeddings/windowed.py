@@ -21,6 +21,7 @@ import numpy as np
 from hybridctx.embeddings.config import EncoderConfig
 from hybridctx.embeddings.device import resolve_device
 from hybridctx.embeddings.models import ModelSpec, resolve_model
+from hybridctx.embeddings.pooling import owned_sentences, pool_window, window_positions, window_sequence
 from hybridctx.embeddings.protocol import DocumentInput
 from hybridctx.embeddings.windows import plan_windows, sentence_token_ranges
 from hybridctx.errors import ConfigError
@@ -313,7 +314,6 @@ class WindowedLandmarkEncoder:
         return {"ids": ids, "ranges": ranges, "plan": plan}
 
     def _encode_windows(self, prepared: list[dict[str, Any]], show_progress: bool | None, total: int) -> list[np.ndarray]:
-        import torch
         from tqdm.auto import tqdm
 
         dim = self.dim
@@ -325,10 +325,8 @@ class WindowedLandmarkEncoder:
         # Which sentences each window owns.
         owners: dict[tuple[int, int], np.ndarray] = {}
         for d, p in enumerate(prepared):
-            order = np.argsort(p["plan"].assignment, kind="stable")
-            bounds = np.searchsorted(p["plan"].assignment[order], np.arange(len(p["plan"].windows) + 1))
-            for w in range(len(p["plan"].windows)):
-                owners[(d, w)] = order[bounds[w] : bounds[w + 1]]
+            for w, sents in enumerate(owned_sentences(p["plan"].assignment, len(p["plan"].windows))):
+                owners[(d, w)] = sents
         bar = tqdm(total=total, desc="encoding windows", unit="win", disable=_disable(show_progress))
         start = 0
         while start < len(jobs):
@@ -338,25 +336,15 @@ class WindowedLandmarkEncoder:
             start += len(batch)
             seqs = []
             for d, w in batch:
-                a, b = prepared[d]["plan"].windows[w]
-                seqs.append(self._prefix + prepared[d]["ids"][a:b].tolist() + self._suffix)
+                seqs.append(window_sequence(prepared[d]["ids"], prepared[d]["plan"].windows[w], self._prefix,
+                                            self._suffix))
             hidden = self._forward(seqs)  # (B, T, dim) float32 torch on device
             for row, (d, w) in enumerate(batch):
                 sents = owners[(d, w)]
                 if len(sents) == 0:
                     continue
-                a, b = prepared[d]["plan"].windows[w]
-                r = prepared[d]["ranges"][sents]
-                ts = np.clip(r[:, 0], a, b - 1) - a + n_pre
-                te = np.clip(r[:, 1], a + 1, b) - a + n_pre
-                h = hidden[row]
-                if landmark:
-                    vec = h[torch.as_tensor(te - 1, device=h.device)]
-                else:
-                    cs = torch.cat([torch.zeros_like(h[:1]), h.cumsum(0)], 0)
-                    ts_t = torch.as_tensor(ts, device=h.device)
-                    te_t = torch.as_tensor(te, device=h.device)
-                    vec = (cs[te_t] - cs[ts_t]) / (te_t - ts_t).unsqueeze(1).to(h.dtype)
+                ts, te = window_positions(prepared[d]["plan"].windows[w], prepared[d]["ranges"][sents], n_pre)
+                vec = pool_window(hidden[row], ts, te, landmark=landmark)
                 results[d][sents] = vec.float().cpu().numpy()
             bar.update(len(batch))
         bar.close()
