@@ -12,6 +12,8 @@ also inherits the builtin it refines, so ``except ValueError`` keeps working::
     │   ├── IndexNotFoundError(FileNotFoundError)
     │   ├── IndexCorruptError              missing/changed file, bad checksum
     │   ├── IndexVersionError              written by a newer format
+    │   ├── IndexLockedError               another process is writing the index
+    │   ├── UntrustedStoreError            a store location the user did not give
     │   └── EncoderMismatchError           query encoder differs from the index's
     ├── BudgetError(ValueError)            a budget that nothing can fit
     └── LLMError(RuntimeError)             a model backend failed
@@ -30,12 +32,14 @@ __all__ = [
     "EncoderMismatchError",
     "HybridCtxError",
     "IndexCorruptError",
+    "IndexLockedError",
     "IndexNotFoundError",
     "IndexStoreError",
     "IndexVersionError",
     "InputError",
     "LLMError",
     "MissingDependencyError",
+    "UntrustedStoreError",
 ]
 
 
@@ -93,6 +97,16 @@ class IndexCorruptError(IndexStoreError):
 
 class IndexVersionError(IndexStoreError):
     """The index was written by a format this version cannot read."""
+
+
+class IndexLockedError(IndexStoreError):
+    """Another process holds the index's writer lock longer than the caller would wait."""
+
+
+class UntrustedStoreError(IndexStoreError):
+    """A manifest names a local store that opening could run code from (Qdrant local mode
+    unpickles its points, a PostgreSQL data directory runs its own configuration) and
+    that this user's hybridctx did not write; the user must name it to open it."""
 
 
 class EncoderMismatchError(IndexStoreError, ValueError):

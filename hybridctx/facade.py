@@ -59,6 +59,7 @@ class HybridContext:
         show_progress: bool | None = None,
         store: StoreKind | None = None,
         store_url: str | None = None,
+        wait_s: float | None = None,
     ) -> IndexReport:
         """Index files (``.txt .md .html .pdf .jsonl`` or directories) into ``index_dir``.
 
@@ -80,12 +81,14 @@ class HybridContext:
                 PostgreSQL data directory; a Qdrant URL, directory or ``:memory:``.
                 Default: a sibling of ``index_dir`` (``DIR.pgdata``, ``DIR.qdrant``).
                 Never written down with its password.
+            wait_s: how long to wait while another process writes the same index
+                (``None``: as long as it takes; ``0``: raise ``IndexLockedError`` at once).
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
         enc = _encoder_for(index_dir, encoder)
         return build_index(list(paths), index_dir, encoder=enc, kind=kind, skip_bad=skip_bad,
-                           show_progress=show_progress, store=store, store_url=store_url)
+                           show_progress=show_progress, store=store, store_url=store_url, wait_s=wait_s)
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -126,22 +129,16 @@ class HybridContext:
         }
 
     @staticmethod
-    def delete(index_dir: str | Path, doc_ids: Sequence[str]) -> int:
-        """Delete documents from an index (saved atomically); returns how many existed."""
-        from hybridctx.errors import InputError
-        from hybridctx.indexers import LandmarkStore
+    def delete(index_dir: str | Path, doc_ids: Sequence[str], *, wait_s: float | None = None,
+               store_url: str | None = None) -> int:
+        """Delete documents from an index (saved atomically); returns how many existed.
 
-        store = LandmarkStore.load(index_dir)
-        try:
-            missing = [d for d in doc_ids if not store.has_document(d)]
-            if missing:
-                raise InputError(f"no document {missing[0]!r} in the index at '{index_dir}'; nothing was deleted")
-            for doc_id in doc_ids:
-                store.delete_document(doc_id)
-            store.save(index_dir)  # also deletes their vectors from an external store
-        finally:
-            store.close()
-        return len(doc_ids)
+        Holds the index's writer lock from load to save (``wait_s`` as in :meth:`build`).
+        """
+        from hybridctx.indexers.writer_lock import writer_lock
+
+        with writer_lock(index_dir, wait_s=wait_s):
+            return _delete_locked(index_dir, doc_ids, store_url)
 
     # -- routing ---------------------------------------------------------
     def route(
@@ -186,6 +183,24 @@ class HybridContext:
             query, budget, tokenizer=tokenizer, doc_ids=doc_ids, mode=mode, order=order,  # type: ignore[arg-type]
             reserve=reserve, query_id=query_id,
         )
+
+
+def _delete_locked(index_dir: str | Path, doc_ids: Sequence[str], store_url: str | None) -> int:
+    from hybridctx.errors import InputError
+    from hybridctx.indexers import LandmarkStore
+
+    store = LandmarkStore.load(index_dir, store_url=store_url)
+    try:
+        missing = [d for d in doc_ids if not store.has_document(d)]
+        if missing:
+            raise InputError(f"no document {missing[0]!r} in the index at '{index_dir}'; nothing was deleted "
+                             "(list the ids with: hybridctx info --docs --index DIR)")
+        for doc_id in doc_ids:
+            store.delete_document(doc_id)
+        store.save(index_dir)  # also deletes their vectors from an external store
+    finally:
+        store.close()
+    return len(doc_ids)
 
 
 def full_context_tokens(store: Any, counter: Any, doc_ids: Sequence[str] | None = None) -> int:

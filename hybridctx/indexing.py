@@ -144,20 +144,43 @@ def build_index(
     show_progress: bool | None = None,
     store: str | None = None,
     store_url: str | None = None,
+    wait_s: float | None = None,
 ) -> IndexReport:
     """Index files into ``index_dir`` (created, or updated in place atomically).
 
     ``store`` (``faiss`` default, ``pgvector``, ``qdrant``) and ``store_url`` choose
     where a new index keeps its vectors (see :mod:`hybridctx.indexers.store_registry`);
     an existing index keeps its store, and ``store_url`` only reconnects it.
+
+    The index's writer lock is held from before the old index is read until the
+    new one is in place, so concurrent updates queue instead of losing documents;
+    ``wait_s`` bounds the wait for another writer (``None``: as long as it takes,
+    ``0``: fail at once with :class:`~hybridctx.errors.IndexLockedError`).
     """
+    from hybridctx.indexers.writer_lock import writer_lock
+
+    with writer_lock(index_dir, wait_s=wait_s):
+        return _build_locked(paths, Path(index_dir), encoder=encoder, kind=kind, skip_bad=skip_bad,
+                             show_progress=show_progress, store=store, store_url=store_url)
+
+
+def _build_locked(
+    paths: Sequence[str | Path],
+    index_dir: Path,
+    *,
+    encoder: Any,
+    kind: str | None,
+    skip_bad: bool,
+    show_progress: bool | None,
+    store: str | None,
+    store_url: str | None,
+) -> IndexReport:
     from hybridctx.errors import ConfigError
     from hybridctx.indexers import LandmarkStore
     from hybridctx.indexers.faiss_index import AUTO_KIND
     from hybridctx.indexers.store_registry import StoreSpec, default_location
 
     started = time.perf_counter()
-    index_dir = Path(index_dir)
     identity = dict(encoder.identity)
     existing = (index_dir / "manifest.json").exists() or index_dir.exists() and any(index_dir.iterdir())
     if existing:

@@ -277,7 +277,7 @@ class LandmarkStore:
         if missing:
             shown = ", ".join(repr(d) for d in missing[:5])
             raise InputError(
-                f"no document {shown} in the index; see the ids with: hybridctx info --index DIR"
+                f"no document {shown} in the index; see the ids with: hybridctx info --docs --index DIR"
             )
         return self._tables.rows_for(doc_ids)
 
@@ -404,10 +404,10 @@ class LandmarkStore:
             IndexStoreError, MissingDependencyError: the external store is unusable.
         """
         path = Path(path)
-        manifest = read_manifest(path, verify=verify)
+        manifest = read_manifest(path, verify=verify, required=(TABLES_FILE,))
         if expected_encoder is not None:
             check_encoder(manifest, expected_encoder)
-        spec = StoreSpec.from_manifest(manifest.get("store"), store_url)
+        spec = StoreSpec.from_manifest(manifest.get("store"), store_url, index_dir=path)
         tables = DocumentTables.open(path / TABLES_FILE)
         vectors: FaissVectorIndex | ExternalVectors
         try:

@@ -9,13 +9,22 @@ one, never a mixture; a crash between the two renames is repaired by the next
 reader (:func:`recover`). Loading refuses unknown formats, newer versions and
 files whose size or checksum changed.
 
-One writer per index directory at a time: a save holds an advisory lock file
-(``.<name>.lock``, POSIX only) next to the index.
+One writer per index directory at a time: a save holds the advisory lock of
+:mod:`writer_lock`; an update holds it from before it loads the old index
+until its save is in place, and the save here re-enters it.
+
+Trust (an index may come from a stranger): ``manifest.sha256`` holds the
+SHA-256 of ``manifest.json`` itself, so a damaged manifest is named as such
+(indexes from before it load without it), and the manifest's file list must be
+complete: every regular file in the directory is listed and checked, none is a
+link, and ``tables.sqlite`` is always among them, so an edited manifest cannot
+switch the checks off with ``"files": {}``. Loading never runs code: tables
+are SQLite, arrays are ``.npy`` without pickle, and the store locations a
+manifest may name are limited by :mod:`store_trust`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -24,7 +33,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from hybridctx.errors import (
     EncoderMismatchError,
@@ -33,11 +42,13 @@ from hybridctx.errors import (
     IndexStoreError,
     IndexVersionError,
 )
+from hybridctx.indexers.writer_lock import writer_lock
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST",
+    "MANIFEST_DIGEST",
     "check_encoder",
     "read_manifest",
     "recover",
@@ -49,6 +60,9 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "hybridctx-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+#: ``sha256sum``-style digest of ``manifest.json``, written right after it.
+MANIFEST_DIGEST = "manifest.sha256"
+_OWN_FILES = (MANIFEST, MANIFEST_DIGEST)
 #: Encoder identity keys that must match for query vectors to be comparable.
 ENCODER_KEYS = ("name", "dim", "pooling")
 _CHUNK = 1 << 20
@@ -91,26 +105,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _data_files(root: Path) -> list[Path]:
-    """Every regular file under ``root`` except the manifest, sorted."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
-
-
-@contextlib.contextmanager
-def _writer_lock(target: Path) -> Iterator[None]:
-    """Holds ``.<name>.lock`` beside ``target`` exclusively (no-op off POSIX)."""
-    if os.name != "posix":
-        yield
-        return
-    import fcntl
-
-    lock_path = target.parent / f".{target.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    """Every file under ``root`` except the manifest and its digest, sorted."""
+    own = {root / name for name in _OWN_FILES}
+    return sorted(p for p in root.rglob("*") if (p.is_file() or p.is_symlink()) and p not in own)
 
 
 def _siblings(target: Path, kind: str) -> list[Path]:
@@ -143,7 +140,7 @@ def write_index_dir(
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(target):
+    with writer_lock(target):
         _recover_locked(target)
         for stale in _siblings(target, "tmp") + _siblings(target, "old"):
             logger.info("removing %s left by an interrupted save", stale)
@@ -153,8 +150,8 @@ def write_index_dir(
         old: Path | None = None
         try:
             returned = write_files(tmp) or {}
-            if (tmp / MANIFEST).exists():
-                raise IndexStoreError("write_files must not write manifest.json itself")
+            if any((tmp / name).exists() for name in _OWN_FILES):
+                raise IndexStoreError("write_files must not write manifest.json or its digest itself")
             files: dict[str, dict[str, Any]] = {}
             for path in _data_files(tmp):
                 _fsync_file(path)
@@ -172,11 +169,10 @@ def write_index_dir(
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 files=files,
             )
-            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            _write_synced(tmp / MANIFEST, text.encode("utf-8"))
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            _write_synced(tmp / MANIFEST_DIGEST, f"{digest}  {MANIFEST}\n".encode("ascii"))
             _fsync_dir(tmp)
             if target.exists():
                 old = target.parent / f".{target.name}.old-{secrets.token_hex(6)}"
@@ -193,6 +189,13 @@ def write_index_dir(
             shutil.rmtree(old, ignore_errors=True)
     logger.info("saved index to %s (%d files)", _show(target), len(files))
     return manifest
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _complete(candidate: Path) -> float | None:
@@ -236,7 +239,7 @@ def recover(target: str | os.PathLike[str]) -> bool:
     if not (_siblings(target, "tmp") or _siblings(target, "old")):
         return False
     try:
-        with _writer_lock(target):
+        with writer_lock(target):
             return _recover_locked(target)
     except OSError as exc:
         raise IndexStoreError(
@@ -252,9 +255,11 @@ def _parse_manifest(target: Path) -> dict[str, Any]:
             f"'{_show(target)}' has no {MANIFEST}: it is not a hybridctx index or its save "
             "never finished; rebuild it with: hybridctx index PATH --index " + _show(target)
         )
+    raw = path.read_bytes()
+    _check_digest(target, raw)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexCorruptError(
@@ -269,19 +274,58 @@ def _parse_manifest(target: Path) -> dict[str, Any]:
             f"index at '{_show(target)}' was written by format {version}; this hybridctx "
             f"reads up to {FORMAT_VERSION} — upgrade hybridctx"
         )
-    if not isinstance(manifest.get("files"), dict):
-        raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' lists no files")
+    if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
+        raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' lists no files; rebuild the index")
+    for key in ("encoder", "index", "store", "counts", "lexical"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' has a '{key}' entry that is not an "
+                                    "object; rebuild the index")
     return manifest
 
 
-def _verify(target: Path, manifest: Mapping[str, Any]) -> None:
-    entries = sorted(manifest["files"].items())
-    for name, info in entries:  # cheap checks first: a missing file is named before any hashing
+def _check_digest(target: Path, raw: bytes) -> None:
+    """Checks ``manifest.json`` against ``manifest.sha256`` (absent in indexes written before it)."""
+    path = target / MANIFEST_DIGEST
+    if not path.exists():
+        logger.info("index %s has no %s (written before it existed)", _show(target), MANIFEST_DIGEST)
+        return
+    try:
+        recorded = path.read_text(encoding="ascii").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise IndexCorruptError(f"{MANIFEST_DIGEST} of index '{_show(target)}' is unreadable; rebuild the index") from exc
+    if hashlib.sha256(raw).hexdigest() != recorded:
+        raise IndexCorruptError(
+            f"{MANIFEST} of index '{_show(target)}' fails its SHA-256 checksum ({MANIFEST_DIGEST}): "
+            "it was changed or damaged; rebuild the index")
+
+
+def _check_listing(target: Path, manifest: Mapping[str, Any], required: tuple[str, ...] = ()) -> None:
+    """The manifest lists every file there is, links are refused, ``required`` files are listed."""
+    listed = manifest["files"]
+    for name, info in listed.items():
         parts = Path(name).parts
         if not isinstance(info, dict) or Path(name).is_absolute() or ".." in parts or not parts:
             raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' lists a bad file entry {name!r}")
+    for name in required:
+        if name not in listed:
+            raise IndexCorruptError(f"{MANIFEST} of index '{_show(target)}' does not list its '{name}'; "
+                                    "rebuild the index")
+    for path in _data_files(target):
+        name = path.relative_to(target).as_posix()
+        if path.is_symlink():
+            raise IndexCorruptError(f"index '{_show(target)}' holds a link '{name}'; index files must be "
+                                    "regular files — rebuild the index")
+        if name not in listed:
+            raise IndexCorruptError(f"index '{_show(target)}' holds a file '{name}' that its {MANIFEST} "
+                                    "does not list; rebuild the index")
+
+
+def _verify(target: Path, manifest: Mapping[str, Any], required: tuple[str, ...] = ()) -> None:
+    _check_listing(target, manifest, required)
+    entries = sorted(manifest["files"].items())
+    for name, info in entries:  # cheap checks first: a missing file is named before any hashing
         path = target / name
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():
             raise IndexCorruptError(f"index '{_show(target)}' is missing its file '{name}'; rebuild it")
         size = path.stat().st_size
         if size != info.get("bytes"):
@@ -297,14 +341,17 @@ def _verify(target: Path, manifest: Mapping[str, Any]) -> None:
             )
 
 
-def read_manifest(target: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+def read_manifest(target: str | os.PathLike[str], verify: bool = True,
+                  required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Reads and checks the manifest of an index directory.
 
     Repairs a save interrupted between its renames first (:func:`recover`).
 
     Args:
         target: the index directory.
-        verify: also check every listed file's size and SHA-256 (reads every byte).
+        verify: also check every listed file's size and SHA-256 (reads every byte);
+            that the listing is complete is checked either way.
+        required: files the manifest must list (the caller's index kind needs them).
 
     Returns:
         The manifest as a dict.
@@ -325,7 +372,9 @@ def read_manifest(target: str | os.PathLike[str], verify: bool = True) -> dict[s
         raise IndexCorruptError(f"'{target}' is a file, not an index directory")
     manifest = _parse_manifest(target)
     if verify:
-        _verify(target, manifest)
+        _verify(target, manifest, required)
+    else:  # no hashing, but the listing costs nothing and closes the "files": {} hole
+        _check_listing(target, manifest, required)
     return manifest
 
 

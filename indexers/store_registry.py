@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from hybridctx.errors import ConfigError, MissingDependencyError
+from hybridctx.errors import ConfigError, IndexCorruptError, MissingDependencyError, UntrustedStoreError
+from hybridctx.indexers.store_trust import is_local_location, location_tag, tag_matches
 
 __all__ = [
     "STORE_KINDS",
@@ -49,6 +50,8 @@ _BUILTIN = {
 _EXTRAS = {"pgvector": "pgvector", "qdrant": "qdrant"}
 _SECRET_PARAMS = {"password", "api_key", "apikey", "token", "sslpassword"}
 _factories: dict[str, Callable[..., Any]] = {}
+_RISK = {"qdrant": "Qdrant's local mode unpickles its points",
+         "pgvector": "a PostgreSQL data directory starts a server under its own configuration"}
 
 
 def redact_url(url: str | None) -> str | None:
@@ -104,21 +107,48 @@ class StoreSpec:
         return self.kind != "faiss"
 
     def to_manifest(self) -> dict[str, Any]:
-        """The manifest entry: kind, redacted URL, name, options."""
+        """The manifest entry: kind, redacted URL, name, options, and for a local
+        directory the ``trust`` tag that lets this user reopen it (:mod:`store_trust`)."""
         entry: dict[str, Any] = {"kind": self.kind}
         if self.external:
-            entry.update(url=redact_url(self.url), name=self.name, options=dict(self.options or {}))
+            url = redact_url(self.url)
+            entry.update(url=url, name=self.name, options=dict(self.options or {}))
+            if url is not None and is_local_location(url):
+                entry["trust"] = location_tag(self.kind, url, self.name)
         return entry
 
     @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any] | None, url: str | None = None) -> StoreSpec:
-        """Rebuilds the spec from a manifest; ``url`` (or ``$HYBRIDCTX_STORE_URL``) overrides its URL."""
+    def from_manifest(cls, entry: Mapping[str, Any] | None, url: str | None = None,
+                      index_dir: str | os.PathLike[str] | None = None) -> StoreSpec:
+        """Rebuilds the spec from a manifest; ``url`` (or ``$HYBRIDCTX_STORE_URL``) overrides its URL.
+
+        Raises:
+            UntrustedStoreError: the manifest names a local directory that this
+                user's hybridctx did not write (opening it could run code) and
+                the user gave no location of their own.
+            IndexCorruptError: the entry is not an object.
+        """
+        if entry is not None and not isinstance(entry, Mapping):
+            raise IndexCorruptError(f"the manifest of index '{index_dir}' has a 'store' entry that is not an object")
         entry = dict(entry or {"kind": "faiss"})
         kind = str(entry.get("kind", "faiss"))
         if kind == "faiss":
             return cls()
-        url = url or os.environ.get(STORE_URL_ENV) or entry.get("url")
-        return cls(kind, url, entry.get("name"), entry.get("options") or {})
+        given = url or os.environ.get(STORE_URL_ENV)
+        if not given:
+            recorded = entry.get("url")
+            if not isinstance(recorded, str) or not recorded:
+                raise IndexCorruptError(f"the manifest of index '{index_dir}' names no location for its {kind} store")
+            if is_local_location(recorded) and not tag_matches(entry):
+                raise UntrustedStoreError(
+                    f"index '{index_dir}' keeps its vectors in a local {kind} directory '{recorded}' that "
+                    f"hybridctx did not write for this user; opening it could run code from it ({_RISK.get(kind, 'a local store')}) "
+                    f"- if you trust where the index came from, name the store yourself: --store-url {recorded}")
+        options = entry.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise IndexCorruptError(f"the manifest of index '{index_dir}' has store options that are not an object")
+        name = entry.get("name")
+        return cls(kind, given or entry.get("url"), name if isinstance(name, str) else None, options)
 
 
 def default_location(kind: str, index_dir: str | os.PathLike[str]) -> str | None:

@@ -17,6 +17,8 @@ for _key, _value in {
     "PGSERVER_POSTGRES_VERSION": "16",
     # Derived files (the ONNX export of the encoder) go to a test cache, not the user's.
     "HYBRIDCTX_CACHE": os.path.join(__import__("tempfile").gettempdir(), "hybridctx-test-cache"),
+    # The store-trust key (indexers/store_trust.py) of this test session, not the user's.
+    "HYBRIDCTX_CONFIG": __import__("tempfile").mkdtemp(prefix="hybridctx-test-config-"),
 }.items():
     os.environ.setdefault(_key, _value)
 for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):
