@@ -4,6 +4,8 @@ Why FastAPI: typed request bodies, a test client and static files in a few
 lines. Every route is a thin call into ``state`` or ``qa``, and every refusal
 answers ``{"error": "<a whole sentence>"}`` with a 4xx status (5xx only when
 the LLM or an optional package fails), so the page can show it as it is.
+``guard`` checks Host and Origin before any route runs and adds the security
+headers to every reply; error messages are scrubbed of server temp paths.
 
     uvicorn --factory examples.webapp.app:app_from_env   # options in $HYBRIDCTX_WEBAPP_ARGS
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
+import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -25,9 +29,11 @@ try:
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel
+    from starlette.exceptions import HTTPException
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError("fastapi", "webapp", "the hybridctx web app") from exc
 
+from .guard import HostPolicy, RequestGuard
 from .qa import MIN_BUDGET, ask
 from .state import UPLOAD_SUFFIXES, RequestError, WebState
 
@@ -61,7 +67,9 @@ def create_app(state: WebState, *, close_on_shutdown: bool = False) -> FastAPI:
         if close_on_shutdown:
             state.close()
 
-    app = FastAPI(title="hybridctx web app", lifespan=lifespan)
+    # No /docs or /redoc: Swagger's page loads scripts from a CDN, which the CSP (rightly) forbids.
+    app = FastAPI(title="hybridctx web app", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestGuard, policy=HostPolicy.build(state.settings.host, state.settings.allowed_hosts))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
 
@@ -113,11 +121,29 @@ def app_from_env() -> FastAPI:
     return create_app(WebState.start(settings), close_on_shutdown=True)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": _scrub(message)}, status_code=status, headers=headers)
+
+
+def _scrub(message: str) -> str:
+    """``message`` with every path under a temporary directory cut to its last part.
+
+    Why: an index or upload kept in a temporary directory is named in some
+    library errors, and a reply should not tell a client how the server's disk
+    is laid out.
+    """
+    roots = {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()), "/tmp", "/var/tmp"}
+    pattern = "|".join(re.escape(r.rstrip("/")) for r in sorted(roots, key=len, reverse=True))
+    found = re.compile(rf"(?<![\w./-])(?:{pattern})(?![\w.-])((?:/[^\s'\"/]+)*)/?")
+    return found.sub(lambda m: m.group(1).rsplit("/", 1)[-1] or "<temporary directory>", message)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        return _error(exc.status_code, f"{detail} (HTTP {exc.status_code})", getattr(exc, "headers", None))
+
     @app.exception_handler(RequestError)
     async def refused(_: Request, exc: RequestError) -> JSONResponse:
         return _error(exc.status, str(exc))

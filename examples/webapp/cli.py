@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
+                        help="a further name the Host header may carry, e.g. behind a reverse proxy "
+                             "(repeatable; 127.0.0.1, localhost, ::1 and --host are always allowed)")
     parser.add_argument("--index", type=Path, default=None,
                         help="index directory, kept between runs (default: a temporary one)")
     parser.add_argument("--llm", default="local",
@@ -48,7 +51,7 @@ def _settings(args: argparse.Namespace) -> WebSettings:
     return WebSettings(
         index_dir=args.index, llm=None if args.no_llm else args.llm, model=args.model, profile=args.profile,
         documents=tuple(args.doc), bundled=not args.no_bundled, answer_tokens=args.answer_tokens,
-        default_budget=args.budget,
+        default_budget=args.budget, host=args.host, allowed_hosts=tuple(args.allow_host),
     )
 
 

@@ -20,16 +20,20 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import hybridctx
-from hybridctx.errors import ConfigError, InputError
+from hybridctx.errors import ConfigError, DocumentError, InputError
 
-__all__ = ["UPLOAD_SUFFIXES", "DocumentInfo", "RequestError", "WebSettings", "WebState", "bundled_documents"]
+__all__ = ["MAX_NAME_CHARS", "UPLOAD_SUFFIXES", "DocumentInfo", "RequestError", "WebSettings", "WebState",
+           "bundled_documents"]
 
 logger = logging.getLogger(__name__)
 
 SAMPLES = Path(hybridctx.__file__).resolve().parent / "samples"
 #: What an upload may be; the loader reads each kind (``.pdf`` needs ``pypdf``).
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+#: The longest upload name kept as a document id (a file name holds 255 bytes; the id is ASCII).
+MAX_NAME_CHARS = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_SHOWN = 60  # longest upload name quoted back in a refusal
 T = TypeVar("T")
 
 
@@ -62,6 +66,10 @@ class WebSettings:
         answer_tokens: the longest answer, also reserved by the router.
         default_budget: the retrieval budget the page starts with.
         max_upload_bytes: the largest upload accepted.
+        host: the address the server listens on (``--host``); a ``Host``
+            header naming it is accepted, as are 127.0.0.1, localhost and ::1.
+        allowed_hosts: further ``NAME`` or ``NAME:PORT`` a ``Host`` header
+            may carry (``--allow-host``), e.g. behind a reverse proxy.
     """
 
     index_dir: Path | None = None
@@ -73,11 +81,16 @@ class WebSettings:
     answer_tokens: int = 192
     default_budget: int = 1024
     max_upload_bytes: int = 20 * 2**20
+    host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from hybridctx.profiles import get_profile
 
+        from .guard import HostPolicy
+
         get_profile(self.profile)  # an unknown name fails here, naming close matches
+        HostPolicy.build(self.host, self.allowed_hosts)  # a malformed --allow-host fails here
         if self.llm is not None and self.llm.startswith(("http://", "https://")) and not self.model:
             raise ConfigError(f"an LLM at a URL ('{self.llm}') needs a model name; pass --model NAME")
         if self.answer_tokens < 1:
@@ -174,21 +187,25 @@ class WebState:
         """Index an uploaded file (its name, made safe, becomes the document id).
 
         Raises:
-            RequestError: unsupported kind (415), too large (413), empty (400),
-                or named like a bundled document (409).
-            DocumentError: the file cannot be read as text.
+            RequestError: unsupported kind (415), too large (413), empty,
+                unreadable or named too long (400), or named like a bundled
+                document (409).
         """
-        name = _UNSAFE.sub("_", Path(filename or "").name).strip(" .")
+        shown = _shown(filename or "")
+        name = _UNSAFE.sub("_", _basename(filename or "")).strip(" .")
         suffix = Path(name).suffix.lower()
         if not name or suffix not in UPLOAD_SUFFIXES:
-            raise RequestError(f"cannot index {filename!r}: upload a file ending in "
+            raise RequestError(f"cannot index {shown}: upload a file ending in "
                                f"{', '.join(UPLOAD_SUFFIXES)}", 415)
+        if len(name) > MAX_NAME_CHARS:
+            raise RequestError(f"the file name {shown} is {len(name):,} characters long; rename the file to "
+                               f"at most {MAX_NAME_CHARS} characters and upload it again", 400)
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
-            raise RequestError(f"{filename!r} is larger than the {limit:,}-byte upload limit; "
+            raise RequestError(f"{shown} is larger than the {limit:,}-byte upload limit; "
                                "upload a smaller file or index it with --doc", 413)
         if not data.strip():
-            raise RequestError(f"{filename!r} is empty; upload a file with some text", 400)
+            raise RequestError(f"{shown} is empty; upload a file with some text", 400)
         if name in self.bundled_ids:
             raise RequestError(f"{name!r} is the name of a bundled document; rename the file and upload it again", 409)
         return self.call(self._index_upload, name, data)
@@ -231,7 +248,10 @@ class WebState:
         with tempfile.TemporaryDirectory(prefix="hybridctx-upload-") as tmp:
             path = Path(tmp) / name
             path.write_bytes(data)
-            report = HybridContext.build([path], self.index_dir, encoder=self._encoder, show_progress=False)
+            try:
+                report = HybridContext.build([path], self.index_dir, encoder=self._encoder, show_progress=False)
+            except DocumentError as exc:  # its message names the temporary copy: name the upload instead
+                raise RequestError(f"cannot index {name!r}: {exc.reason}", 400) from None
         logger.info("upload %s: %s", name, report.summary())
         self._reload()
         return {"document": self.documents[name].to_json(), "report": report.summary()}
@@ -249,3 +269,13 @@ class WebState:
             doc = store.document(doc_id)
             docs[doc_id] = DocumentInfo(doc_id, doc.title, doc.text, doc_id in self.bundled_ids)
         self.documents = docs
+
+
+def _basename(filename: str) -> str:
+    """The last part of an upload's name, whichever separator the sender's system uses."""
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _shown(filename: str) -> str:
+    """An upload's name quoted for a message, cut to a readable length."""
+    return repr(filename if len(filename) <= _SHOWN else filename[:_SHOWN] + "…")
