@@ -114,6 +114,11 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
 
     register(eval_sub, lambda name, **kw: eval_sub.add_parser(name, formatter_class=formatter, **kw))
 
+    p = sub.add_parser("train", help="fine-tune a landmark encoder on QA files or your own documents")
+    from hybridctx.embeddings.training.cli import add_arguments as add_train_arguments
+
+    add_train_arguments(p)
+
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")
@@ -313,6 +318,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hybridctx.embeddings.training.cli import run
+
+    return run(args)
+
+
 def _cmd_delete(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
@@ -328,6 +339,7 @@ _COMMANDS = {
     "ask": _cmd_ask,
     "eval": _cmd_eval,
     "info": _cmd_info,
+    "train": _cmd_train,
     "delete": _cmd_delete,
 }
 

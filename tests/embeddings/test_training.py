@@ -1,0 +1,194 @@
+"""hybridctx train: the real packaged MiniLM fine-tuned for a few steps on parts of Alice.
+
+The trainer must read documents exactly as indexing does (same vectors for the
+same weights), learn (loss falls, recall on its corpus rises above the untrained
+model's), write a model directory that indexes and retrieves through the CLI,
+reproduce itself from a seed, resume, and refuse bad data with one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridctx.cli import main
+from hybridctx.embeddings.training import TrainingError
+from hybridctx.embeddings.training.data import Example, inverse_cloze, load_qa, split_documents, split_long
+from hybridctx.embeddings.training.objective import position_weights
+from hybridctx.embeddings.training.trainer import TrainConfig, Trainer, eval_set_for
+from hybridctx.errors import InputError
+from hybridctx.segmentation import split_sentences
+
+WINDOW = 64
+
+
+@pytest.fixture(scope="module")
+def corpus(alice_text: str) -> dict[str, str]:
+    return split_long({"alice": alice_text[2000:14000]}, 3000)
+
+
+@pytest.fixture(scope="module")
+def pairs(corpus: dict[str, str]) -> list[Example]:
+    return inverse_cloze(corpus, {d: split_sentences(t) for d, t in corpus.items()}, per_doc=6, seed=0)
+
+
+def _config(**changes) -> TrainConfig:
+    values = dict(window=WINDOW, epochs=2, steps_per_epoch=6, batch_queries=4, max_windows=6, lr=1e-4,
+                  alpha=0.5, val_budgets=(96,), patience=5, device="cpu", seed=0)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _dense_recall(model: str, corpus: dict[str, str], examples: list[Example]) -> float:
+    from hybridctx.eval.hybrid_method import HybridCtxMethod
+    from hybridctx.eval.runner import evaluate
+    from hybridctx.retrieval import RetrievalConfig
+
+    method = HybridCtxMethod("dense", encoder={"model": model, "window": WINDOW, "device": "cpu",
+                                               "query_runtime": "torch"},
+                             config=RetrievalConfig(mode="dense"), show_progress=False)
+    results = evaluate({"c": eval_set_for("c", corpus, examples)}, [method], [96], show_progress=False)
+    return results.cell("dense", "c", 96).score
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus, pairs):
+    out = tmp_path_factory.mktemp("trained") / "model"
+    train_ids, val_ids = split_documents(list(corpus), 0.25, 0)
+    train_pairs = [p for p in pairs if p.doc_ids[0] in train_ids]
+    val = {"val": eval_set_for("val", {d: corpus[d] for d in val_ids}, [p for p in pairs if p.doc_ids[0] in val_ids])}
+    trainer = Trainer(_config(), corpus, train_pairs, val, out, card_info={"command": "test"}, show_progress=False)
+    return trainer.train(), out, train_pairs
+
+
+def test_position_weights_favour_the_end_of_the_run() -> None:
+    w = position_weights(3, 1.0)
+    assert abs(sum(w) - 1) < 1e-9 and w[0] < w[1] < w[2]
+    assert position_weights(4, 0.0) == [0.25] * 4
+
+
+def test_trainer_reads_documents_as_indexing_does(corpus) -> None:
+    """Same weights, same vectors: the trainer's forward equals encode_documents / encode_queries."""
+    import torch
+
+    from hybridctx.datatypes import Document
+    from hybridctx.embeddings import WindowedLandmarkEncoder
+    from hybridctx.indexing import _max_landmark_tokens
+    from hybridctx.landmarks import landmarks_for
+
+    doc_id = sorted(corpus)[1]
+    text = corpus[doc_id]
+    ex = [Example("the Rabbit", ((doc_id, 0, 10),))]
+    trainer = Trainer(_config(), corpus, ex, {}, "/nonexistent", show_progress=False)
+    trainer._setup()
+    doc = trainer._docs[doc_id]
+    assert len(doc.windows) > 2  # several windows, so the plan matters
+    with torch.no_grad():
+        windows = [(doc_id, w) for w in range(len(doc.windows))]
+        _, landmarks, _ = trainer._encode_batch(trainer._items, windows)
+        query = torch.nn.functional.normalize(trainer.encode_queries_torch(["Who was late?"]), dim=-1)
+    served = WindowedLandmarkEncoder(window=WINDOW, device="cpu", query_runtime="torch")
+    offsets, _ = served.token_offsets(text)
+    sentences = landmarks_for(Document(doc_id, text), offsets, _max_landmark_tokens(served)).sentences
+    expected = served.encode_documents([(text, sentences)])[0]
+    order = np.concatenate(doc.owners)  # the trainer's rows follow the windows' owned sentences
+    np.testing.assert_allclose(landmarks.numpy(), expected[order], atol=2e-5)
+    np.testing.assert_allclose(query.numpy(), served.encode_queries(["Who was late?"]), atol=2e-5)
+
+
+def test_loss_falls_and_recall_beats_the_untrained_model(trained, corpus) -> None:
+    result, out, train_pairs = trained
+    losses = [h["loss"] for h in result.history[1:]]
+    assert losses[-1] < losses[0]
+    before = _dense_recall("all-MiniLM-L6-v2", corpus, train_pairs)
+    after = _dense_recall(str(out), corpus, train_pairs)
+    assert after > before, (before, after)
+    card = json.loads((out / "hybridctx_training.json").read_text())
+    assert card["base_model"] == "all-MiniLM-L6-v2" and card["window"] == WINDOW
+    assert card["history"][0]["epoch"] == 0 and "dense" in card["history"][0]
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert "## Validation" in (out / "README.md").read_text()
+
+
+def test_trained_directory_indexes_and_retrieves(trained, tmp_path, capsys, corpus) -> None:
+    _, out, _ = trained
+    doc = tmp_path / "part.txt"
+    doc.write_text(corpus[sorted(corpus)[0]], encoding="utf-8")
+    index = tmp_path / "index"
+    assert main(["index", str(doc), "--index", str(index), "--encoder", str(out), "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert main(["info", "--index", str(index), "--json"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert str(out.resolve()) in json.dumps(manifest)
+    assert main(["retrieve", "White Rabbit with pink eyes", "--index", str(index), "--budget", "120",
+                 "--json"]) == 0
+    packed = json.loads(capsys.readouterr().out)
+    assert packed["tokens"] <= 120 and packed["spans"]
+
+
+def test_a_fixed_seed_reproduces_and_resume_continues(tmp_path, corpus, pairs) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    def run(out: Path, epochs: int, resume: bool = False):
+        cfg = _config(epochs=epochs, steps_per_epoch=2)
+        return Trainer(cfg, corpus, pairs, {}, out, show_progress=False).train(resume=resume)
+
+    run(tmp_path / "a", 2)
+    run(tmp_path / "b", 2)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    first = run(tmp_path / "c", 1)
+    assert first.steps == 2
+    resumed = run(tmp_path / "c", 2, resume=True)
+    assert resumed.steps == 4 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
+
+
+def test_nan_loss_stops_with_a_message(corpus, pairs, tmp_path) -> None:
+    trainer = Trainer(_config(temperature=1e-300), corpus, pairs, {}, tmp_path / "m", show_progress=False)
+    with pytest.raises(TrainingError, match="loss became nan"):
+        trainer.train()
+
+
+def _qa_dir(root: Path, docs: dict[str, str], records: list[dict]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "docs.jsonl").write_text("".join(json.dumps({"doc_id": d, "text": t}) + "\n" for d, t in docs.items()))
+    (root / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"id": "q1", "doc_id": "a", "question": "Why?", "evidence_offsets": [[5, 99999]]}, "outside document 'a'"),
+    ({"id": "q2", "doc_id": "a", "question": "Why?"}, "has no evidence"),
+])
+def test_bad_qa_data_is_one_line_and_exit_2(tmp_path, capsys, corpus, record, message) -> None:
+    docs = {"a": corpus[sorted(corpus)[0]], "b": corpus[sorted(corpus)[1]]}
+    folder = _qa_dir(tmp_path / "qa", docs, [record])
+    assert main(["train", "--qa", str(folder), "--out", str(tmp_path / "m"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    with pytest.raises(InputError):
+        load_qa(folder)
+
+
+def test_an_empty_split_is_one_line_and_exit_2(tmp_path, capsys, corpus) -> None:
+    docs = {"a": corpus[sorted(corpus)[0]]}
+    folder = _qa_dir(tmp_path / "qa", docs, [{"id": "q", "doc_id": "a", "question": "Who?",
+                                                "evidence_offsets": [[0, 40]]}])
+    assert main(["train", "--qa", str(folder), "--out", str(tmp_path / "m"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "split" in err and "empty" in err and len(err.splitlines()) == 1
+
+
+def test_split_keeps_a_questions_documents_together() -> None:
+    ids = [f"d{i}" for i in range(20)]
+    groups = [("d0", "d1"), ("d2", "d3"), ("d4", "d5")]
+    train, val = split_documents(ids, 0.3, 7, groups=groups)
+    assert not set(train) & set(val) and set(train) | set(val) == set(ids)
+    for g in groups:
+        assert set(g) <= set(train) or set(g) <= set(val)
+    assert split_documents(ids, 0.3, 7, groups=groups) == (train, val)
