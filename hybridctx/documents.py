@@ -22,6 +22,12 @@ Supported inputs (suffixes are matched case-insensitively):
   ``{"doc_id": str, "text": str, "title"?: str, "metadata"?: object}``. Other
   keys are kept in the document's metadata. Blank lines are skipped.
 
+Only regular files (and directories of them) are read: a FIFO, a device such
+as ``/dev/zero`` or a socket is refused before it is opened (reading one would
+block forever or never end). A JSONL line must be valid Unicode (no lone
+``\\ud800``-style surrogate escapes), its numbers readable (integers of at most
+4,300 digits) and its ``metadata`` at most :data:`MAX_METADATA_DEPTH` levels deep.
+
 Document ids are stable across runs and machines: a JSONL ``doc_id`` as given
 (``<file name>#<line>`` when absent); a file named directly is known by its
 file name (``book.txt``); a file found under a directory argument ``DIR`` by
@@ -35,6 +41,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -50,6 +57,14 @@ logger = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".pdf", ".jsonl")
 """File suffixes :func:`load_documents` reads (compared in lower case)."""
 
+MAX_METADATA_DEPTH = 100
+"""Deepest nesting of arrays and objects a JSONL line's metadata may have.
+
+Why a limit: the index stores metadata as JSON and parses it again when a
+document is read back; Python's JSON parser recurses once per level and stops
+near 1,000 levels (``RecursionError``), so metadata close to that limit would
+load here and then fail later, inside a search."""
+
 _TEXT_SUFFIXES = frozenset({".txt", ".md"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _BOM = b"\xef\xbb\xbf"
@@ -58,6 +73,13 @@ _JSONL_SHAPE = 'each line must be {"doc_id": ..., "text": ...}'
 # How much of a JSONL file is sniffed for NUL bytes before parsing line by
 # line: enough to recognise a binary file without reading all of it.
 _SNIFF_BYTES = 8192
+# A lone UTF-16 surrogate: JSON allows "\ud800" escapes, UTF-8 (and SQLite) cannot hold them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
+)
 
 PathArg = str | os.PathLike[str]
 
@@ -213,13 +235,16 @@ def _split_source(source: str | None, path: Path) -> tuple[str, int | None]:
 def _read_path(path: Path, doc_id: str) -> Iterator[Document | DocumentError]:
     """Documents of one file, or the errors met reading it, in file order."""
     suffix = path.suffix.lower()
+    try:
+        _check_regular(path)
+    except DocumentError as err:
+        yield err
+        return
     if suffix == ".jsonl":
         yield from _read_jsonl(path)
         return
     try:
         if suffix not in SUPPORTED_SUFFIXES:
-            if not path.exists():
-                raise DocumentError(str(path), "file does not exist")
             raise DocumentError(
                 str(path),
                 f"unsupported file type {path.suffix or '(no suffix)'!r}; "
@@ -240,10 +265,40 @@ def _read_path(path: Path, doc_id: str) -> Iterator[Document | DocumentError]:
         yield err
 
 
+def _check_regular(path: Path) -> None:
+    """Refuses, without opening it, a path that is missing or not a regular file (symlinks followed)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    except ValueError:  # a NUL character in the name
+        raise DocumentError(str(path), "file name holds a NUL character") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+        raise DocumentError(str(path), f"is a {kind}, not a regular file; hybridctx reads regular files "
+                                       "and directories of them")
+
+
+def _open_regular(path: Path) -> io.BufferedReader:
+    """Opens ``path`` for reading, refusing it if it turned into something else since it was checked.
+
+    ``O_NONBLOCK`` keeps a FIFO swapped in after :func:`_check_regular` from blocking the open;
+    it changes nothing for a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DocumentError(str(path), "is not a regular file; hybridctx reads regular files and directories of them")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_bytes(path: Path) -> bytes:
     """Read a whole file, turning OS errors into a ``DocumentError``; rejects empty files."""
     try:
-        with path.open("rb") as fh:
+        with _open_regular(path) as fh:
             data = fh.read()
     except OSError as exc:
         raise _os_error(path, exc) from None
@@ -295,9 +350,12 @@ def _read_jsonl(path: Path) -> Iterator[Document | DocumentError]:
     """Documents of a JSONL file, read line by line; a bad line yields its error."""
     name = str(path)
     try:
-        fh = path.open("rb")
+        fh = _open_regular(path)
     except OSError as exc:
         yield _os_error(path, exc)
+        return
+    except DocumentError as err:
+        yield err
         return
     with fh:
         head = fh.read(_SNIFF_BYTES)
@@ -347,7 +405,12 @@ def _jsonl_document(path: Path, lineno: int, line: str) -> Document:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise fail(f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise fail(f"is not valid JSON ({json_error(exc)})") from None
+    except RecursionError:
+        raise fail("nests arrays or objects too deeply for Python's JSON parser (about 1,000 levels)") from None
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise fail(f"holds a number Python's JSON parser refuses ({str(exc).split(';')[0]}); "
+                   "write it as a string") from None
     if not isinstance(record, dict):
         raise fail(f"is a JSON {_json_type(record)}, not an object")
     if "text" not in record:
@@ -377,9 +440,41 @@ def _jsonl_document(path: Path, lineno: int, line: str) -> Document:
         if not isinstance(extra, dict):
             raise fail(f'has a "metadata" that is a JSON {_json_type(extra)}, not an object')
         metadata.update(extra)
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise fail(f"has metadata nested more than {MAX_METADATA_DEPTH} levels deep; hybridctx keeps at most "
+                   f"{MAX_METADATA_DEPTH}")
+    if _SURROGATE_ESCAPE.search(line):  # only a \uD800-\uDFFF escape can put a surrogate in a decoded line
+        for field, value in (("text", text), ("doc_id", doc_id), ("title", title or ""),
+                             ("metadata", json.dumps(metadata, ensure_ascii=False))):
+            found = _SURROGATE.search(value)
+            if found:
+                raise fail(f'has a lone surrogate \\u{ord(found.group()):04x} in its "{field}" (at character '
+                           f"{found.start()}); a \\ud800-\\udfff escape must be one half of a pair")
     return Document(
         doc_id=doc_id, text=text, title=title, metadata=metadata, source=f"{path}:{lineno}"
     )
+
+
+def json_error(exc: json.JSONDecodeError) -> str:
+    """What a JSON parse error says, with its column: ``Expecting value at column 7``."""
+    # Some messages already end in "at" ("Invalid control character at"): no "at at column".
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of arrays and objects in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if level <= MAX_METADATA_DEPTH:  # deeper is refused anyway: stop counting
+            stack.extend((child, level) for child in item)
+    return deepest
 
 
 def _json_type(value: object) -> str:

@@ -157,9 +157,11 @@ def build_index(
     ``wait_s`` bounds the wait for another writer (``None``: as long as it takes,
     ``0``: fail at once with :class:`~hybridctx.errors.IndexLockedError`).
     """
+    from hybridctx.indexers.workdirs import work_beside
     from hybridctx.indexers.writer_lock import writer_lock
 
-    with writer_lock(index_dir, wait_s=wait_s):
+    # Work files (BM25, on-disk IVF) beside the index, not in TMPDIR: a killed run's are swept by the next.
+    with writer_lock(index_dir, wait_s=wait_s), work_beside(index_dir):
         return _build_locked(paths, Path(index_dir), encoder=encoder, kind=kind, skip_bad=skip_bad,
                              show_progress=show_progress, store=store, store_url=store_url)
 

@@ -103,7 +103,14 @@ class HFTokenizerCounter:
                 "tokenizer.json file or a directory holding one"
             )
         self.name = str(path)
-        self._tokenizer = Tokenizer.from_file(str(file))
+        try:
+            self._tokenizer = Tokenizer.from_file(str(file))
+        except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ConfigError(
+                f"tokenizer '{path}' is not a Hugging Face tokenizer.json ({reason}); give "
+                f"{', '.join(TIKTOKEN_ENCODINGS)}, a tokenizer.json file or a directory holding one"
+            ) from None
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
 

@@ -33,6 +33,7 @@ from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings
 from hybridctx.indexers.persistence import check_encoder, read_manifest, write_index_dir
 from hybridctx.indexers.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
+from hybridctx.indexers.workdirs import work_beside
 
 __all__ = ["LandmarkStore", "UpdatePlan"]
 
@@ -338,7 +339,8 @@ class LandmarkStore:
         Raises:
             ConfigError: the vector kind needs training and has too few vectors.
         """
-        lex = self.lexical(progress) if lexical else None
+        with work_beside(path):  # BM25 work files on the index's disk, never left in TMPDIR by a kill
+            lex = self.lexical(progress) if lexical else None
         counts = self._tables.counts()
         if counts["landmarks"] != len(self._vectors):
             raise IndexCorruptError(
@@ -370,6 +372,8 @@ class LandmarkStore:
                         "tokenizer": asdict(self._lexical_settings)},
         }
         manifest = write_index_dir(path, write_files, extra)
+        if lex is not None:
+            lex.adopt_saved(path)
         if isinstance(self._vectors, ExternalVectors):
             self._vectors.saved(self._tables.next_row())
         return manifest

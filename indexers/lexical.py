@@ -22,8 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
-import weakref
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -33,6 +31,7 @@ import numpy as np
 from hybridctx.errors import IndexCorruptError, InputError
 from hybridctx.indexers.bm25_build import build_bm25
 from hybridctx.indexers.lexical_terms import TokenizerSettings, lexical_tokens
+from hybridctx.indexers.workdirs import WorkDir, work_dir
 
 __all__ = ["LexicalIndex", "TokenizerSettings", "lexical_tokens"]
 
@@ -57,7 +56,8 @@ class LexicalIndex:
         self._vocab = vocab
         self.settings = settings
         self.k1, self.b = float(k1), float(b)
-        self._workdir = workdir  # built here: the files are ours, removed with the index
+        self._workdir = workdir  # where the array files are, never written again: saves hard-link them
+        self._work: WorkDir | None = None  # the private work directory this index was built in
 
     @classmethod
     def from_sentences(
@@ -72,7 +72,8 @@ class LexicalIndex:
         """Indexes a stream of ``(landmark row, sentence text)``, rows strictly ascending.
 
         Memory holds the vocabulary and ~12 bytes per sentence; the score matrix is
-        written to a private work directory (``TMPDIR``) and mapped from there.
+        written to a private work directory (beside the index being saved, else in
+        ``TMPDIR``; see :mod:`workdirs`) and mapped from there.
 
         Args:
             sentences: read once, e.g. straight from an SQLite cursor.
@@ -85,15 +86,16 @@ class LexicalIndex:
         Raises:
             InputError: the rows are not strictly ascending.
         """
-        work = Path(tempfile.mkdtemp(prefix="hybridctx-bm25-"))
+        work = work_dir("bm25")
         try:
-            built = build_bm25(sentences, work, settings, k1=k1, b=b, progress=progress)
-            arrays = _map_arrays(work)
+            built = build_bm25(sentences, work.path, settings, k1=k1, b=b, progress=progress)
+            arrays = _map_arrays(work.path)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            work.remove()
             raise
-        index = cls(arrays, built.vocab, settings, k1=k1, b=b, workdir=work)
-        weakref.finalize(index, shutil.rmtree, str(work), True)
+        index = cls(arrays, built.vocab, settings, k1=k1, b=b, workdir=work.path)
+        work.bind(index)  # removed with the index, or by adopt_saved()
+        index._work = work
         return index
 
     @classmethod
@@ -191,15 +193,20 @@ class LexicalIndex:
     def save(self, path: str | os.PathLike[str]) -> list[str]:
         """Writes the ``lexical.*`` files into directory ``path``; returns their names.
 
-        Files this index built are hard-linked (or copied) from its work directory,
-        so saving a large index reads nothing into memory.
+        Files this index built are hard-linked (or copied) from its work directory
+        (or, once saved, from the index it was saved into), so saving a large index
+        reads nothing into memory.
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         arrays = {"data": self._data, "indices": self._indices, "indptr": self._indptr, "rows": self._rows}
         names = []
+        same = self._workdir is not None and os.path.samefile(self._workdir, path)
         for key, arr in arrays.items():
             name = f"{_PREFIX}{key}.npy"
+            if same:  # saved here already (the files this index maps)
+                names.append(name)
+                continue
             (path / name).unlink(missing_ok=True)  # it may be a link to another index's file: never write through
             if self._workdir is not None:
                 _link_or_copy(self._workdir / name, path / name)
@@ -214,6 +221,19 @@ class LexicalIndex:
         params_json = json.dumps(params, indent=2, sort_keys=True) + "\n"
         (path / f"{_PREFIX}params.json").write_text(params_json, encoding="utf-8")
         return names + [f"{_PREFIX}vocab.json", f"{_PREFIX}params.json"]
+
+    def adopt_saved(self, path: str | os.PathLike[str]) -> None:
+        """After :meth:`save` into ``path`` (now in place): maps the saved files instead and
+        removes the work directory, so nothing of the build outlives the save."""
+        if self._work is None:
+            return
+        path = Path(path)
+        arrays = _map_arrays(path)
+        self._data, self._indices, self._indptr = (np.asarray(arrays[k]) for k in ("data", "indices", "indptr"))
+        self._rows = np.asarray(arrays["rows"], dtype=np.int64)
+        self._workdir = path
+        self._work.remove()
+        self._work = None
 
     @classmethod
     def exists(cls, path: str | os.PathLike[str]) -> bool:

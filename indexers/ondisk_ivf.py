@@ -16,8 +16,10 @@ Why: an in-memory index holds the exact float32 copy used for re-ranking
 So memory holds the coarse quantizer, the PQ codebooks, 9 bytes per vector of
 ids and flags, the training sample while training, and the pages of the lists
 FAISS has touched (file-backed: the kernel can drop them). Work files go to a
-private temporary directory (``TMPDIR`` chooses where: put it on a disk, not a
-RAM-backed tmpfs), removed with the index.
+private directory removed with the index: beside the index directory while one
+is being built or updated (the index's own disk), else in ``TMPDIR`` (put it on
+a disk, not a RAM-backed tmpfs); a killed run's are removed by the next one
+(see :mod:`workdirs`).
 
 Searches run on the CPU: a FAISS GPU index would copy the lists into GPU memory,
 the opposite of the point. Deletion works as for in-memory IVF (the codes are
@@ -33,10 +35,7 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
-import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -44,6 +43,7 @@ import numpy as np
 
 from hybridctx.errors import ConfigError, IndexCorruptError
 from hybridctx.indexers.disk_vectors import DiskVectorBuffer
+from hybridctx.indexers.workdirs import work_dir
 from hybridctx.indexers.faiss_index import (
     IDS_FILE,
     INDEX_FILE,
@@ -165,8 +165,9 @@ class OnDiskIVFIndex(FaissVectorIndex):
     def _work(self) -> Path:
         """This index's private work directory (created once, removed with the index)."""
         if self._workdir is None:
-            self._workdir = Path(tempfile.mkdtemp(prefix="hybridctx-ondisk-"))
-            weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
+            work = work_dir("ondisk")
+            work.bind(self)
+            self._workdir = work.path
         return self._workdir
 
     def _ivf(self) -> Any:

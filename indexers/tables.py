@@ -24,7 +24,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -310,6 +310,14 @@ class DocumentTables:
     def doc_ids(self) -> list[str]:
         """Stored document ids, sorted."""
         return [r[0] for r in self._conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """``{"doc_id", "title", "chars", "landmarks"}`` of every document, sorted by id (no text is read out)."""
+        # SQLite's length() stops at a NUL character (JSONL may hold "\\u0000"): count those texts here.
+        cur = self._conn.execute("SELECT doc_id, title, length(text), instr(text, char(0)), n_landmarks "
+                                 "FROM documents ORDER BY doc_id")
+        return [{"doc_id": d, "title": t, "chars": len(self.text(d)) if nul else int(c), "landmarks": int(n)}
+                for d, t, c, nul, n in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:
         """``{"documents", "landmarks", "tokens"}`` totals."""

@@ -311,8 +311,16 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             raise PermissionError(13, "Permission denied", str(self))
         return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    # Root reads any file whatever its mode, so the denial is simulated.
+    real_os_open = os.open
+
+    def guarded_os_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if os.path.basename(path).startswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    # Root reads any file whatever its mode, so the denial is simulated (the loader opens with os.open).
     monkeypatch.setattr(Path, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
     for path in (locked, locked_jsonl):
         err = one_error(path)
         assert str(err) == f"{path}: file cannot be read: permission denied"
