@@ -1,0 +1,61 @@
+"""The encoder-training table of docs/encoders.md, and the default-model decision rule, from eval results.
+
+Each argument is ``LABEL=DIR`` where DIR holds the ``results.json`` of one
+``hybridctx eval qa --methods hybridctx-dense,hybridctx`` run (one encoder);
+the first is the baseline. Prints one row per encoder and mode with the scores
+at 512/1k/2k/4k per set, the dense average over the sets at 1k-4k, and for each
+later encoder whether it passes the rule of issue 12: dense-only average at
+1k-4k at least 5 points above the baseline, and hybrid nowhere lower by more
+than one question.
+
+    python benchmarks/train_table.py minilm=/tmp/grid/results/minilm trained=/tmp/grid/results/sup
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+MODES = (("dense", "hybridctx-dense"), ("hybrid", "hybridctx"))
+
+
+def _load(path: str) -> dict:
+    data = json.loads((Path(path) / "results.json").read_text(encoding="utf-8"))
+    cells = {(c["method"], c["dataset"], c["budget"]): c for c in data["cells"]}
+    return {"datasets": data["datasets"], "budgets": data["budgets"], "cells": cells}
+
+
+def main(args: list[str]) -> int:
+    runs = [(a.split("=", 1)[0], _load(a.split("=", 1)[1])) for a in args]
+    datasets, budgets = runs[0][1]["datasets"], runs[0][1]["budgets"]
+    upper = [b for b in budgets if b >= 1024]
+    head = ["encoder", "mode", *datasets, "dense avg 1k-4k" if upper else "avg"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    averages: dict[str, float] = {}
+    for label, run in runs:
+        for mode, method in MODES:
+            cols = []
+            for d in datasets:
+                cols.append("/".join(f"{run['cells'][(method, d, b)]['score']:.2f}" for b in budgets))
+            avg = sum(run["cells"][(method, d, b)]["score"] for d in datasets for b in upper) / (len(datasets) * len(upper))
+            if mode == "dense":
+                averages[label] = avg
+            print(f"| {label} | {mode} | " + " | ".join(cols) + f" | {avg:.3f} |")
+    base_label, base = runs[0]
+    for label, run in runs[1:]:
+        gain = averages[label] - averages[base_label]
+        worst = 0.0
+        for d in datasets:
+            for b in budgets:
+                c, r = base["cells"][("hybridctx", d, b)], run["cells"][("hybridctx", d, b)]
+                worst = max(worst, (c["score"] - r["score"]) * c["questions"])
+        ok = gain >= 0.05 and worst <= 1.0
+        print(f"\n{label} vs {base_label}: dense 1k-4k average {gain * 100:+.1f} points; hybrid at most "
+              f"{worst:.1f} question(s) lower in any cell -> {'PASSES' if ok else 'does not pass'} the default rule")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
