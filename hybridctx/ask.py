@@ -3,19 +3,24 @@ with one Self-Route escalation when a retrieval answer says it cannot answer.
 
 Why its own module: it composes the router, the retriever and an LLM, and
 reports every number a user needs to trust the answer (route, spans, tokens,
-estimated cost, timings).
+estimated cost, timings). Only a model's answer can escalate: a server that
+fails, cuts its stream or sends no answer raises ``LLMError`` (the client's
+retries spent), never an empty "unanswerable" answer. One deadline covers all
+of a question's LLM calls, the escalation included.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from hybridctx.datatypes import PackedContext, Span
+from hybridctx.errors import ConfigError, LLMError
 
-__all__ = ["Answer", "answer_question"]
+__all__ = ["Answer", "answer_question", "check_question"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,12 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer stopped at ``max_tokens``."""
+        return self.finish_reason == "length"
 
     def to_json(self) -> dict[str, Any]:
         spans = self.context.spans
@@ -53,7 +64,41 @@ class Answer:
                        "completion": self.completion_tokens},
             "estimated_usd": self.route.get("estimates", {}).get(self.mode, {}).get("usd"),
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "finish_reason": self.finish_reason,
         }
+
+
+def check_question(
+    query: str,
+    *,
+    budget: int | None = None,
+    max_tokens: int = 256,
+    deadline_s: float | None = None,
+    max_usd: float | None = None,
+    max_latency_s: float | None = None,
+) -> None:
+    """Refuse a question or option that cannot work, before anything is loaded.
+
+    The checks are the command line's (``hybridctx.cli_checks``), named by its
+    flags, so ``ask`` refuses what ``retrieve`` and ``route`` refuse.
+
+    Raises:
+        InputError: an empty question, or one UTF-8 cannot carry; a budget
+            outside 1 to ``MAX_BUDGET``; a deadline, money or latency limit
+            that is not a positive, finite number.
+        ConfigError: ``max_tokens`` below 1.
+    """
+    from hybridctx.cli_checks import check_budget, check_limit, check_query
+
+    check_query(query)
+    if budget is not None:
+        check_budget(budget)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ConfigError(f"--max-tokens {max_tokens!r} must be a whole number of tokens, at least 1")
+    for flag, value, unit in (("--timeout", deadline_s, "seconds"), ("--max-usd", max_usd, "dollars"),
+                              ("--max-latency-s", max_latency_s, "seconds")):
+        if value is not None:
+            check_limit(value, flag, unit)
 
 
 def full_context(hc: Any, tokenizer: str, doc_ids: Sequence[str] | None) -> PackedContext:
@@ -83,6 +128,8 @@ def answer_question(
     max_tokens: int = 256,
     on_token: Callable[[str], None] | None = None,
     profiles_file: str | None = None,
+    deadline_s: float | None = None,
+    on_escalate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Answer:
     """Route, gather context, generate, and escalate once if the answer gives up.
 
@@ -96,11 +143,29 @@ def answer_question(
         budget: retrieval budget to weigh (default: the router's).
         max_tokens: longest answer.
         on_token: streaming callback.
+        profiles_file: extra or overriding model profiles.
+        deadline_s: the most seconds the question's LLM calls may take
+            together, from the start of the first (retries, waits and the
+            escalation with its context included; routing and retrieval
+            before it are local work and not counted). A backend whose
+            ``generate`` takes ``deadline_s`` (the OpenAI-compatible client,
+            the local model) is held to what is left of it; for others it
+            is checked between calls.
+        on_escalate: called with the escalation step (``to_json``) before the
+            second generation, e.g. to tell a reader of the stream.
+
+    Raises:
+        InputError, ConfigError: see ``check_question``.
+        LLMError: the backend gave no answer (its retries spent), or the
+            deadline passed; never turned into an escalation.
     """
+    from hybridctx.llms.deadline import Deadline
     from hybridctx.llms.prompts import build_messages, cited_markers, says_unanswerable
     from hybridctx.profiles import get_profile
     from hybridctx.router import RouteLimits, Router
 
+    check_question(query, budget=budget, max_tokens=max_tokens, deadline_s=deadline_s)
+    clock: list[Deadline] = []  # started by the first LLM call
     timings: dict[str, float] = {}
     started = time.perf_counter()
     model = get_profile(profile, profiles_file)
@@ -117,9 +182,16 @@ def answer_question(
         else:
             packed = hc.retrieve(query, budget=this_budget, tokenizer=tokenizer, doc_ids=doc_ids)
         timings[f"context_{mode}"] = _ms(t)
+        if not clock:
+            clock.append(Deadline(deadline_s))
+        left = clock[0].remaining()
+        if left <= 0:
+            raise LLMError(f"the question's {deadline_s:g} s deadline passed before the {mode} answer "
+                           "could be generated; raise the deadline (hybridctx ask --timeout)")
+        extra = {"deadline_s": left} if deadline_s is not None and _takes_deadline(llm) else {}
         t = time.perf_counter()
         completion = llm.generate(build_messages(query, packed, mode=mode), max_tokens=max_tokens,
-                                  stream=on_token is not None, on_token=on_token)
+                                  stream=on_token is not None, on_token=on_token, **extra)
         timings[f"generate_{mode}"] = _ms(t)
         return packed, completion
 
@@ -131,6 +203,8 @@ def answer_question(
         if step is not None:
             logger.info("escalating after an unanswerable retrieval answer: %s", step.reason)
             escalation = step.to_json()
+            if on_escalate is not None:
+                on_escalate(escalation)
             packed, completion = run(step.mode, step.budget)
             decision_mode = step.mode
         else:
@@ -143,7 +217,16 @@ def answer_question(
         context=packed, citations=tuple(cited_markers(completion.text, limit=len(packed.spans))),
         escalated=escalation is not None, escalation=escalation, prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens, timings_ms=timings,
+        finish_reason=completion.finish_reason,
     )
+
+
+def _takes_deadline(llm: Any) -> bool:
+    """Whether ``llm.generate`` accepts ``deadline_s`` (plug-ins written before it need not)."""
+    try:
+        return "deadline_s" in inspect.signature(llm.generate).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _tokenizer_name(profile: Any) -> str:

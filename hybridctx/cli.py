@@ -105,6 +105,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--max-usd", type=float, default=None, metavar="X")
     p.add_argument("--max-latency-s", type=float, default=None, metavar="S")
     p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest answer")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="most seconds the LLM may take in all: every request, retry and wait, the escalation "
+                        "included; a server that stalls or trickles is cut off there (default 600)")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
     p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
 
@@ -269,26 +272,48 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from hybridctx.ask import answer_question
+    from hybridctx.ask import answer_question, check_question
+    from hybridctx.errors import LLMError
     from hybridctx.facade import HybridContext
     from hybridctx.llms import load_llm
     from hybridctx.router import RouteLimits
 
+    # Every argument is checked before the index, the encoder or a model loads.
+    check_question(args.query, budget=args.budget, max_tokens=args.max_tokens, deadline_s=args.timeout,
+                   max_usd=args.max_usd, max_latency_s=args.max_latency_s)
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "answer_tokens": args.max_tokens}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
     hc = HybridContext.open(args.index)
-    options = {"api_key_env": args.api_key_env} if args.llm != "local" else {}
+    options = {"api_key_env": args.api_key_env, "deadline_s": args.timeout} if args.llm != "local" else {}
     llm = load_llm(args.llm, model=args.model, **options)
-    stream = None if args.json else (lambda piece: print(piece, end="", flush=True))
-    if stream is not None:
-        print("Answer: ", end="", flush=True)
-    answer = answer_question(hc, args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
-                             budget=args.budget, max_tokens=args.max_tokens, on_token=stream,
-                             profiles_file=args.profiles)
+    # Nothing reaches stdout before the answer does: "Answer: " comes with its first piece.
+    shown = {"pieces": 0}
+
+    def stream(piece: str) -> None:
+        print(piece if shown["pieces"] else f"Answer: {piece}", end="", flush=True)
+        shown["pieces"] += 1
+
+    def escalate(step: dict[str, Any]) -> None:
+        if shown["pieces"]:
+            print(f"\n(escalating to {step['mode']} context: {step['reason']})", flush=True)
+        shown["pieces"] = 0
+
+    try:
+        answer = answer_question(hc, args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
+                                 budget=args.budget, max_tokens=args.max_tokens,
+                                 on_token=None if args.json else stream, profiles_file=args.profiles,
+                                 deadline_s=args.timeout, on_escalate=None if args.json else escalate)
+    except LLMError as exc:  # the server's fault or the deadline, not a bug: one line, exit 2
+        if shown["pieces"]:
+            print(" [answer incomplete]", flush=True)
+        print(f"hybridctx ask: error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
-    print()
+    print("" if shown["pieces"] else f"Answer: {answer.text}")
+    if answer.truncated:
+        print(f"(the answer stopped at --max-tokens {args.max_tokens})")
     route = answer.route
     print(f"Route: {answer.mode}{' (escalated)' if answer.escalated else ''}: {route['reason']}")
     print(f"Context: {answer.context.tokens} tokens in {len(answer.context.spans)} spans; "

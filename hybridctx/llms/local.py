@@ -114,6 +114,7 @@ class LocalTransformersLLM:
         temperature: float = 0.0,
         stream: bool = False,
         on_token: TokenCallback | None = None,
+        deadline_s: float | None = None,
     ) -> Completion:
         """Answer ``messages``; greedy unless ``temperature > 0``.
 
@@ -124,17 +125,22 @@ class LocalTransformersLLM:
             stream: call ``on_token`` with each piece of text as it is decoded.
             on_token: called per piece when streaming; without ``stream`` it
                 is called once with the whole answer.
+            deadline_s: stop generating after this many seconds (``None``:
+                no limit); an answer stopped by it is an error, not an answer.
 
         Raises:
             ContextLengthError: the prompt is longer than the window minus
                 ``max_tokens``.
-            LLMError: generation failed.
+            LLMError: generation failed, or the deadline stopped it.
         """
         import torch
         from transformers import GenerationConfig
 
+        from hybridctx.llms.deadline import check_seconds
+
         if max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive; got {max_tokens}")
+        deadline_s = check_seconds("deadline_s", deadline_s)
         started = time.perf_counter()
         inputs = self._encode(messages)
         prompt_tokens = int(inputs["input_ids"].shape[1])
@@ -153,6 +159,7 @@ class LocalTransformersLLM:
             max_new_tokens=int(max_tokens),
             eos_token_id=self._eos,
             pad_token_id=self._eos[0] if self._eos else None,
+            max_time=deadline_s,
             **sampling,
         )
         pieces: list[str] = []
@@ -164,8 +171,12 @@ class LocalTransformersLLM:
         text = "".join(pieces) if stream else self.tokenizer.decode(new, skip_special_tokens=True)
         if on_token is not None and not stream and text:
             on_token(text)
-        finish = "stop" if new and new[-1] in self._eos else ("length" if len(new) >= max_tokens else "stop")
         seconds = time.perf_counter() - started
+        ended = bool(new) and new[-1] in self._eos
+        if deadline_s is not None and not ended and len(new) < max_tokens and seconds >= deadline_s:
+            raise LLMError(f"{self.name} was still generating when its {deadline_s:g} s deadline passed "
+                           f"({len(new)} of at most {max_tokens} tokens); raise the deadline or lower max_tokens")
+        finish = "stop" if ended else ("length" if len(new) >= max_tokens else "stop")
         logger.debug("LLM %s: %d prompt + %d new tokens in %.2f s", self.name, prompt_tokens, len(new), seconds)
         return Completion(
             text=text,

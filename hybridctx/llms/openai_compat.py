@@ -3,9 +3,12 @@
 Why one client: vLLM, SGLang, the llama.cpp server, Ollama, Kimi (Moonshot) and
 OpenAI all accept the same request, so one small standard-library client covers
 them, with no SDK to install. It retries what is worth retrying (429, 5xx, a
-dropped connection) with exponential backoff and ``Retry-After``; turns each
+dropped connection, a stream or body cut short) with exponential backoff and
+``Retry-After``; never passes off a cut stream, an HTML page or a reply
+without choices as an answer; ends every request by its deadline; turns each
 server's own wording of "the prompt is too long" into ``ContextLengthError``
-with the numbers in it; and never logs the API key.
+with the numbers in it; and never shows the API key, nor more than one
+bounded line of what a server sent.
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ import os
 import socket
 import time
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hybridctx.errors import ConfigError, ContextLengthError, LLMError
+from hybridctx.llms.deadline import Deadline, check_seconds
 from hybridctx.llms.protocol import Completion, Message, TokenCallback
+from hybridctx.llms.relay import Relay
+from hybridctx.llms.replies import MAX_REPLY_BYTES, Parsed, ReplyReader
+from hybridctx.llms.replies import Retryable as _Retry
 from hybridctx.llms.wire import (
     as_int,
     context_error_numbers,
     error_message,
     is_context_error,
     retry_after_seconds,
-    sse_events,
+    server_text,
 )
 
 __all__ = ["DEFAULT_WINDOW", "OpenAICompatibleLLM"]
@@ -40,14 +47,8 @@ DEFAULT_WINDOW = 8192
 MAX_RETRY_AFTER_S = 60.0
 #: Tokens a chat template adds around each message, for the client-side estimate.
 _PER_MESSAGE_TOKENS = 4
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth another try."""
-
-    def __init__(self, reason: str, wait_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait_s = wait_s
+#: The whole-request deadline when none is given (``deadline_s``).
+DEFAULT_DEADLINE_S = 600.0
 
 
 class OpenAICompatibleLLM:
@@ -68,8 +69,14 @@ class OpenAICompatibleLLM:
             (local servers need none).
         api_key_env: the environment variable holding the key, e.g.
             ``OPENAI_API_KEY`` or ``MOONSHOT_API_KEY``.
-        timeout_s: seconds to wait for the connection and for each read.
-        max_retries: further attempts after a 429, a 5xx or a dropped connection.
+        timeout_s: seconds to wait for the connection and for each read (the
+            read timeout: how long the server may stay silent).
+        deadline_s: the most seconds one ``generate`` may take in all:
+            connecting, every retry and wait, and every read (the total
+            deadline: a server that trickles keep-alive comments or one byte
+            at a time ends here). ``None`` for no limit.
+        max_retries: further attempts after a 429, a 5xx, a dropped
+            connection or a reply cut short.
         backoff_s: the first wait between attempts; it doubles each time. A
             ``Retry-After`` header from the server takes precedence.
         window: the model's window in tokens. When ``None`` it is read from the
@@ -96,6 +103,7 @@ class OpenAICompatibleLLM:
         api_key: str | None = None,
         api_key_env: str | None = "OPENAI_API_KEY",
         timeout_s: float = 60.0,
+        deadline_s: float | None = DEFAULT_DEADLINE_S,
         max_retries: int = 3,
         backoff_s: float = 0.5,
         window: int | None = None,
@@ -107,16 +115,20 @@ class OpenAICompatibleLLM:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"LLM base URL '{base_url}' is not an http(s) URL such as http://127.0.0.1:8000/v1")
-        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0:
+        if not timeout_s > 0 or max_retries < 0 or not backoff_s >= 0:
             raise ConfigError(
                 f"timeout_s must be > 0 and max_retries, backoff_s >= 0; got {timeout_s}, {max_retries}, {backoff_s}"
             )
+        self.deadline_s = check_seconds("deadline_s", deadline_s)
         if window is not None and window <= 0:
             raise ConfigError(f"window must be a positive number of tokens; got {window}")
         root = base_url.rstrip("/")
         if root.endswith("/chat/completions"):
             root = root[: -len("/chat/completions")]
         self.base_url = root
+        # What messages and logs show: the URL without any user:password@ in it.
+        self._shown_base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
+        self._shown_base = self._shown_base.removesuffix("/chat/completions")
         self.name = model
         self.model = model
         self.timeout_s = float(timeout_s)
@@ -131,13 +143,21 @@ class OpenAICompatibleLLM:
         self._headers.update(headers or {})
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+        # Never shown: the key, a password in the URL, and credentials in extra headers (api-key, X-Auth-Token).
+        secrets = [key, parts.password] + [v.partition(" ")[2] or v for k, v in self._headers.items()
+                                           if any(w in k.lower() for w in ("auth", "key", "token"))]
+        self._reader = ReplyReader(self._url, tuple(x for x in secrets if x), self.timeout_s)
 
     def __repr__(self) -> str:  # the key stays out of reprs, logs and tracebacks
-        return f"OpenAICompatibleLLM(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAICompatibleLLM(base_url={self._shown_base!r}, model={self.model!r})"
 
     @property
     def chat_url(self) -> str:
         return f"{self.base_url}/chat/completions"
+
+    @property
+    def _url(self) -> str:
+        return f"{self._shown_base}/chat/completions"
 
     @property
     def window(self) -> int:
@@ -154,6 +174,7 @@ class OpenAICompatibleLLM:
         temperature: float = 0.0,
         stream: bool = False,
         on_token: TokenCallback | None = None,
+        deadline_s: float | None = None,
     ) -> Completion:
         """Ask the server to answer ``messages``.
 
@@ -164,19 +185,29 @@ class OpenAICompatibleLLM:
             stream: receive the answer as server-sent events, calling
                 ``on_token`` with each piece as it arrives.
             on_token: called per piece when streaming; without ``stream`` it
-                is called once with the whole answer.
+                is called once with the whole answer. When a stream breaks
+                off and is retried, pieces already handed on are not repeated.
+            deadline_s: a deadline for this call, when shorter than the
+                client's ``deadline_s`` (``hybridctx ask --timeout``).
 
         Returns:
             The answer with the server's token usage (the client's estimate
             when the server reports none) and the wall time, retries included.
+            A stream counts as answered only when it ends with ``[DONE]`` or
+            a ``finish_reason``.
 
         Raises:
             ContextLengthError: the server says the prompt exceeds the window.
-            LLMError: a non-retryable HTTP error, retries exhausted, a timeout,
-                or a reply that is not a chat completion.
+            LLMError: a non-retryable HTTP error; retries exhausted (a stream
+                that kept breaking off included); the deadline or a read
+                timeout passed; or a reply that is not a chat completion (an
+                HTML page, no choices, bytes that are not UTF-8). Its message
+                is one line, with no credential in it.
         """
         if max_tokens <= 0:
             raise ConfigError(f"max_tokens must be positive; got {max_tokens}")
+        wanted = [s for s in (self.deadline_s, check_seconds("deadline_s", deadline_s)) if s is not None]
+        deadline = Deadline(min(wanted) if wanted else None)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -189,30 +220,31 @@ class OpenAICompatibleLLM:
         body.update(self._extra_body)
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
 
+        relay = Relay(on_token)
         started = time.perf_counter()
         attempt = 0
         while True:
             try:
-                if stream:
-                    result = self._attempt_stream(payload, messages, max_tokens, on_token)
-                else:
-                    result = self._attempt_json(payload, messages, max_tokens)
-                    if on_token is not None and result["text"]:
-                        on_token(result["text"])
+                result = self._attempt(payload, stream, messages, max_tokens, relay, deadline)
                 break
             except _Retry as retry:
+                tried = f"{attempt + 1} attempt{'s' if attempt else ''}"
                 if attempt >= self.max_retries:
                     raise LLMError(
-                        f"{self.chat_url} failed after {attempt + 1} attempts: {retry.reason}; "
+                        f"{self._url} failed after {tried}: {retry.reason}; "
                         "check that the server is up and not overloaded, or raise max_retries"
                     ) from None
                 wait = self.backoff_s * (2**attempt) if retry.wait_s is None else retry.wait_s
+                if wait >= deadline.remaining():
+                    raise self._deadline_error(deadline, f"after {tried}: {retry.reason}") from None
                 attempt += 1
                 logger.info(
                     "LLM request to %s: %s; retry %d of %d in %.2f s",
-                    self.chat_url, retry.reason, attempt, self.max_retries, wait,
+                    self._url, retry.reason, attempt, self.max_retries, wait,
                 )
                 time.sleep(wait)
+        if not stream:
+            relay.feed(result["text"])
         seconds = time.perf_counter() - started
         completion = Completion(
             text=result["text"],
@@ -231,67 +263,60 @@ class OpenAICompatibleLLM:
 
     # -- one attempt ---------------------------------------------------------------
 
-    def _attempt_json(self, payload: bytes, messages: list[Message], max_tokens: int) -> dict[str, Any]:
-        with self._open("POST", self.chat_url, payload) as response:
-            body = self._read(response)
-        self._check_status(response.status, response.headers, body, messages, max_tokens)
-        data = self._json(body)
-        return self._from_json(data, messages)
-
-    def _attempt_stream(
+    def _attempt(
         self,
         payload: bytes,
+        stream: bool,
         messages: list[Message],
         max_tokens: int,
-        on_token: TokenCallback | None,
+        relay: Relay,
+        deadline: Deadline,
     ) -> dict[str, Any]:
-        pieces: list[str] = []
-        with self._open("POST", self.chat_url, payload) as response:
-            if response.status != 200:
-                body = self._read(response)
-                self._check_status(response.status, response.headers, body, messages, max_tokens)
-            if "application/json" in (response.getheader("Content-Type") or ""):
-                # A server that ignores "stream" answers with one JSON body.
-                result = self._from_json(self._json(self._read(response)), messages)
-                if on_token is not None and result["text"]:
-                    on_token(result["text"])
-                return result
-            usage: Mapping[str, Any] | None = None
-            finish: str | None = None
-            model: str | None = None
-            try:
-                for event in sse_events(response):
-                    chunk = self._json(event.encode("utf-8"))
-                    if "error" in chunk:
-                        self._raise_error(200, chunk, messages, max_tokens)
-                    model = chunk.get("model") or model
-                    choices = chunk.get("choices") or []
-                    if choices:
-                        choice = choices[0]
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            pieces.append(piece)
-                            if on_token is not None:
-                                on_token(piece)
-                        finish = choice.get("finish_reason") or finish
-                        usage = choice.get("usage") or usage  # Moonshot puts it here
-                    usage = chunk.get("usage") or usage
-            except (socket.timeout, TimeoutError):
-                raise LLMError(
-                    f"the stream from {self.chat_url} timed out after {self.timeout_s:g} s without data; "
-                    "raise timeout_s"
-                ) from None
-            except (ConnectionError, http.client.HTTPException) as exc:
-                if pieces:  # tokens already went to on_token: a retry would repeat them
-                    raise LLMError(f"the stream from {self.chat_url} broke off: {exc}") from exc
-                raise _Retry(f"the stream broke off ({exc})") from exc
-        text = "".join(pieces)
-        return self._result(text, usage, messages, model, finish)
+        try:
+            with self._open("POST", self.chat_url, payload, deadline) as response:
+                if stream:
+                    return self._read_stream(response, messages, max_tokens, relay)
+                return self._read_reply(response, messages, max_tokens)
+        except (_Retry, LLMError, OSError, http.client.HTTPException, ValueError):
+            if deadline.fired:  # the watchdog cut the read: whatever broke, time ran out
+                raise self._deadline_error(deadline, "the reply was still arriving") from None
+            raise
+
+    def _read_reply(self, response: http.client.HTTPResponse, messages: list[Message],
+                    max_tokens: int) -> dict[str, Any]:
+        body = self._read(response)
+        self._check_status(response.status, response.headers, body, messages, max_tokens)
+        data = self._reader.json_object(body, response.getheader("Content-Type"))
+        return self._result(self._reader.from_json(data), messages)
+
+    def _read_stream(
+        self,
+        response: http.client.HTTPResponse,
+        messages: list[Message],
+        max_tokens: int,
+        relay: Relay,
+    ) -> dict[str, Any]:
+        if not 200 <= response.status < 300:
+            self._check_status(response.status, response.headers, self._read(response), messages, max_tokens)
+        kind = response.getheader("Content-Type") or ""
+        relay.begin()
+        if "json" in kind.lower():  # a server that ignores "stream" answers with one JSON body
+            parsed = self._reader.from_json(self._reader.json_object(self._read(response), kind))
+            self._reader.feed(relay, parsed.text)
+        elif kind and "event-stream" not in kind.lower():
+            raise self._reader.not_a_reply(self._read(response), kind, "an event stream")
+        else:
+            parsed = self._reader.stream(response, relay,
+                                         lambda chunk: self._raise_error(200, chunk, messages, max_tokens))
+        return self._result(parsed, messages)
 
     # -- HTTP ----------------------------------------------------------------------
 
-    def _open(self, method: str, url: str, payload: bytes | None, timeout_s: float | None = None) -> _Opened:
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+    def _open(self, method: str, url: str, payload: bytes | None, deadline: Deadline,
+              timeout_s: float | None = None) -> _Opened:
+        per_read = self.timeout_s if timeout_s is None else timeout_s
+        timeout = deadline.timeout(per_read)
+        shown = url.replace(self.base_url, self._shown_base, 1)
         parts = urlsplit(url)
         conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout)
@@ -304,29 +329,38 @@ class OpenAICompatibleLLM:
         except OSError as exc:
             conn.close()
             raise _Retry(f"cannot connect ({exc})") from exc
+        if conn.sock is not None:
+            conn.sock.settimeout(per_read)  # the deadline's watchdog ends a read that outlives it
+        deadline.watch(conn.sock)
         try:
             conn.request(method, path, body=payload, headers=self._headers)
             response = conn.getresponse()
         except (socket.timeout, TimeoutError):
+            deadline.unwatch()
             conn.close()
             raise LLMError(
-                f"{method} {url} timed out after {timeout:g} s waiting for the server; "
+                f"{method} {shown} timed out after {per_read:g} s waiting for the server; "
                 "raise timeout_s or check the server"
             ) from None
-        except (ConnectionError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            deadline.unwatch()
             conn.close()
-            raise _Retry(f"the connection failed ({exc.__class__.__name__}: {exc})") from exc
-        return _Opened(conn, response)
+            raise _Retry(f"the connection failed ({exc.__class__.__name__}: {server_text(str(exc))})") from exc
+        return _Opened(conn, response, deadline)
 
     def _read(self, response: http.client.HTTPResponse) -> bytes:
         try:
-            return response.read()
+            body = response.read(MAX_REPLY_BYTES + 1)
         except (socket.timeout, TimeoutError):
             raise LLMError(
-                f"reading the reply from {self.chat_url} timed out after {self.timeout_s:g} s; raise timeout_s"
+                f"reading the reply from {self._url} timed out after {self.timeout_s:g} s; "
+                "raise timeout_s or check the server"
             ) from None
-        except (ConnectionError, http.client.HTTPException) as exc:
-            raise _Retry(f"the reply broke off ({exc.__class__.__name__}: {exc})") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Retry(f"the reply broke off ({exc.__class__.__name__})") from exc
+        if len(body) > MAX_REPLY_BYTES:
+            raise LLMError(f"{self._url} sent a reply larger than {MAX_REPLY_BYTES >> 20} MiB")
+        return body
 
     def _check_status(
         self,
@@ -342,10 +376,10 @@ class OpenAICompatibleLLM:
             wait = retry_after_seconds(headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_S:
                 raise LLMError(
-                    f"{self.chat_url} answered HTTP {status} and asks to retry after {wait:g} s, "
+                    f"{self._url} answered HTTP {status} and asks to retry after {wait:g} s, "
                     f"longer than hybridctx waits ({MAX_RETRY_AFTER_S:g} s); try again later"
                 )
-            raise _Retry(f"HTTP {status}: {error_message(body)[:200]}", wait)
+            raise _Retry(f"HTTP {status}: {self._reader.shown(error_message(body), limit=200)}", wait)
         try:
             data = json.loads(body.decode("utf-8", "replace"))
         except ValueError:
@@ -367,47 +401,29 @@ class OpenAICompatibleLLM:
         hint = {
             401: "check the API key (api_key= or the api_key_env variable)",
             403: "check the API key's permissions",
-            404: f"check the base URL ({self.base_url}) and the model name ({self.model!r})",
+            404: f"check the base URL ({self._shown_base}) and the model name ({self.model!r})",
         }.get(status, "check the request")
         where = f"HTTP {status}" if status != 200 else "an error in the stream"
-        raise LLMError(f"{self.chat_url} answered {where}: {message[:500]}; {hint}")
+        raise LLMError(f"{self._url} answered {where}: {self._reader.shown(message)}; {hint}")
 
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except ValueError as exc:
-            raise LLMError(f"{self.chat_url} sent a reply that is not JSON: {body[:200]!r}") from exc
-        if not isinstance(data, dict):
-            raise LLMError(f"{self.chat_url} sent JSON that is not an object: {body[:200]!r}")
-        return data
+    def _deadline_error(self, deadline: Deadline, what: str) -> LLMError:
+        return LLMError(
+            f"{self._url} gave no complete answer within the {deadline.seconds:.3g} s deadline ({what}); "
+            "raise deadline_s (hybridctx ask --timeout) or check the server"
+        )
 
     # -- results -------------------------------------------------------------------
 
-    def _from_json(self, data: Mapping[str, Any], messages: list[Message]) -> dict[str, Any]:
-        choices = data.get("choices")
-        if not choices or not isinstance(choices, list):
-            raise LLMError(f"{self.chat_url} sent a reply without choices: {json.dumps(data)[:200]}")
-        choice = choices[0]
-        text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
-        return self._result(text, data.get("usage"), messages, data.get("model"), choice.get("finish_reason"))
-
-    def _result(
-        self,
-        text: str,
-        usage: Mapping[str, Any] | None,
-        messages: list[Message],
-        model: str | None,
-        finish: str | None,
-    ) -> dict[str, Any]:
-        usage = usage or {}
+    def _result(self, parsed: Parsed, messages: list[Message]) -> dict[str, Any]:
+        usage = parsed.usage or {}
         prompt = as_int(usage.get("prompt_tokens"))
         completion = as_int(usage.get("completion_tokens"))
         return {
-            "text": text,
+            "text": parsed.text,
             "prompt_tokens": prompt if prompt is not None else self._estimate_prompt(messages),
-            "completion_tokens": completion if completion is not None else self._count(text),
-            "model": model,
-            "finish_reason": finish,
+            "completion_tokens": completion if completion is not None else self._count(parsed.text),
+            "model": parsed.model,
+            "finish_reason": parsed.finish,
         }
 
     def _estimate_prompt(self, messages: list[Message]) -> int:
@@ -423,14 +439,16 @@ class OpenAICompatibleLLM:
     def _discover_window(self) -> int:
         url = f"{self.base_url}/models"
         try:
-            with self._open("GET", url, None, timeout_s=min(self.timeout_s, 10.0)) as response:
-                body = response.read()
+            deadline = Deadline(min(self.timeout_s, 10.0, self.deadline_s or 10.0))
+            with self._open("GET", url, None, deadline) as response:
+                body = self._read(response)
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status}")
             entries = json.loads(body.decode("utf-8")).get("data") or []
         except (_Retry, LLMError, OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
             logger.info("window of %s unknown (%s: %s); assuming %d tokens — pass window= to set it",
-                        self.model, url, exc, DEFAULT_WINDOW)
+                        self.model, url.replace(self.base_url, self._shown_base, 1),
+                        self._reader.shown(str(exc), limit=200), DEFAULT_WINDOW)
             return DEFAULT_WINDOW
         for entry in entries:
             if not isinstance(entry, dict) or (entry.get("id") != self.model and len(entries) > 1):
@@ -442,23 +460,28 @@ class OpenAICompatibleLLM:
                           meta.get("n_ctx"), meta.get("n_ctx_train")):
                 found = as_int(value)
                 if found and found > 0:
-                    logger.info("window of %s is %d tokens, as %s reports", self.model, found, url)
+                    logger.info("window of %s is %d tokens, as %s/models reports", self.model, found,
+                                self._shown_base)
                     return found
-        logger.info("window of %s unknown (%s does not report it); assuming %d tokens — pass window= to set it",
-                    self.model, url, DEFAULT_WINDOW)
+        logger.info("window of %s unknown (%s/models does not report it); assuming %d tokens — "
+                    "pass window= to set it", self.model, self._shown_base, DEFAULT_WINDOW)
         return DEFAULT_WINDOW
 
 
 class _Opened:
-    """A response that closes its connection when the ``with`` block ends."""
+    """A response that closes its connection, and stops its deadline's watchdog, when the
+    ``with`` block ends."""
 
-    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+                 deadline: Deadline) -> None:
         self.conn = conn
         self.response = response
+        self.deadline = deadline
 
     def __enter__(self) -> http.client.HTTPResponse:
         return self.response
 
     def __exit__(self, *exc: object) -> None:
+        self.deadline.unwatch()
         self.response.close()
         self.conn.close()

@@ -61,7 +61,11 @@ class Completion:
 class LLM(Protocol):
     """A chat model that answers a list of messages.
 
-    ``name`` and ``window`` may be plain attributes or properties.
+    ``name`` and ``window`` may be plain attributes or properties. A backend
+    may also accept ``deadline_s`` (a float, or ``None``) in ``generate``: the
+    most seconds the call may take, after which it raises ``LLMError``; the
+    built-in backends do, and ``answer_question`` passes what is left of its
+    own deadline to any backend that does.
     """
 
     @property

@@ -3,12 +3,21 @@
 Tests queue replies (``Reply``) and read back what the client sent
 (``server.requests``). With no reply queued, ``/v1/chat/completions`` answers a
 fixed JSON completion and any other path answers 404.
+
+A reply can also misbehave the way real servers and proxies do (the fault
+modes): stop a stream without ``[DONE]`` (``done=False``), cut it inside an
+event (``tail``), answer 200 with an HTML page (``raw`` + ``content_type``),
+trickle keep-alive comments for ever (``keepalive_s``), send one byte at a time
+(``byte_every_s``), echo the request's ``Authorization`` header in an error
+(``body`` as a function of the request headers), or put raw bytes that are not
+UTF-8 into a streamed chunk (an ``events`` item given as ``bytes``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,12 +29,26 @@ class Reply:
 
     Attributes:
         status: HTTP status.
-        body: a JSON-serialisable body (ignored when ``events`` is set).
+        body: a JSON-serialisable body (ignored when ``events`` or ``raw`` is
+            set), or a function of the request headers that returns one.
         events: server-sent event payloads; each is sent as ``data: <payload>``
-            (dicts as JSON), followed by ``data: [DONE]`` unless ``done`` is False.
+            (dicts as JSON, ``bytes`` verbatim), followed by ``data: [DONE]``
+            unless ``done`` is False.
         headers: extra response headers.
         delay_s: wait this long before answering (to outlast a client timeout).
+        done: end the events with ``data: [DONE]``.
         path: only answer requests to this path (others get the default).
+        raw: send these bytes as the body, verbatim.
+        content_type: the ``Content-Type`` (default: JSON, or an event stream).
+        tail: bytes written after the events before the connection is closed,
+            e.g. half an event (a stream cut mid-answer).
+        keepalive_s: after the events, send a ``: keep-alive`` comment this
+            often until the client hangs up or the server stops.
+        byte_every_s: write the body one byte at a time, this many seconds apart.
+        chunked: send the body with HTTP/1.1 chunked transfer encoding (as
+            uvicorn-based servers such as vLLM and SGLang do) and close the
+            connection without the final chunk when ``done`` is False or a
+            ``tail`` is set: the cut a client sees when a server dies.
     """
 
     status: int = 200
@@ -35,6 +58,12 @@ class Reply:
     delay_s: float = 0.0
     done: bool = True
     path: str = "/v1/chat/completions"
+    raw: bytes | None = None
+    content_type: str | None = None
+    tail: bytes = b""
+    keepalive_s: float = 0.0
+    byte_every_s: float = 0.0
+    chunked: bool = False
 
 
 @dataclass
@@ -43,6 +72,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    received: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
+    ended: float | None = None  # when the reply was done or the client hung up
 
 
 def completion_body(text: str, *, prompt_tokens: int = 11, completion_tokens: int = 5,
@@ -63,6 +94,19 @@ def delta_chunk(content: str | None, *, finish_reason: str | None = None, model:
     delta = {} if content is None else {"content": content}
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+def html_page(title: str = "502 Bad Gateway") -> bytes:
+    """The kind of page a proxy or a login wall sends with status 200."""
+    return (f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n"
+            f"<body><h1>{title}</h1>\n<p>nginx</p></body></html>\n").encode("utf-8")
+
+
+def echo_authorization(headers: dict[str, str]) -> dict[str, Any]:
+    """An error body that repeats the request's credentials, as some gateways do."""
+    auth = headers.get("Authorization", "(none)")
+    return {"error": {"message": f"invalid credentials in request header Authorization: {auth} "
+                                 f"(expected a key from the console)", "type": "invalid_request_error"}}
 
 
 class LoopbackServer:
@@ -127,41 +171,75 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self._serve(json.loads(raw.decode("utf-8")) if raw else None)
 
         def _serve(self, body: Any) -> None:
+            request = Request(self.command, self.path, dict(self.headers.items()), body)
             with server.lock:
-                server.requests.append(Request(self.command, self.path, dict(self.headers.items()), body))
+                server.requests.append(request)
             reply = server.next_reply(self.path)
-            if reply.delay_s and server.stopping.wait(reply.delay_s):
-                return
             try:
+                if reply.delay_s and server.stopping.wait(reply.delay_s):
+                    return
                 self._send(reply)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up first
                 pass
+            finally:
+                request.ended = time.monotonic()
 
         def _send(self, reply: Reply) -> None:
+            if reply.chunked:
+                self.protocol_version = "HTTP/1.1"
             self.send_response(reply.status)
             if reply.events is not None:
-                self.send_header("Content-Type", "text/event-stream")
+                self._headers(reply, reply.content_type or "text/event-stream", None)
                 self.send_header("Cache-Control", "no-cache")
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(b": keep-alive\n\n")
+                self._write(reply, b": keep-alive\n\n")
                 for event in reply.events:
-                    payload = event if isinstance(event, str) else json.dumps(event)
-                    self.wfile.write(f"data: {payload}\n\n".encode("utf-8"))
-                    self.wfile.flush()
+                    self._write(reply, b"data: " + _payload(event) + b"\n\n")
                 if reply.done:
-                    self.wfile.write(b"data: [DONE]\n\n")
-                return
-            data = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+                    self._write(reply, b"data: [DONE]\n\n")
+                while reply.keepalive_s and not server.stopping.wait(reply.keepalive_s):
+                    self._write(reply, b": keep-alive\n\n")
+            else:
+                body = reply.body(self._request_headers()) if callable(reply.body) else reply.body
+                data = reply.raw if reply.raw is not None else b"" if body is None else json.dumps(body).encode()
+                self._headers(reply, reply.content_type or "application/json", None if reply.chunked else len(data))
+                self.end_headers()
+                self._write(reply, data)
+            if reply.tail:
+                self._write(reply, reply.tail)
+            if reply.chunked and reply.done and not reply.tail:
+                self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+
+        def _headers(self, reply: Reply, content_type: str, length: int | None) -> None:
+            self.send_header("Content-Type", content_type)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            if reply.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
             for key, value in reply.headers.items():
                 self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+
+        def _write(self, reply: Reply, data: bytes) -> None:
+            pieces = [data[i:i + 1] for i in range(len(data))] if reply.byte_every_s else [data]
+            for piece in pieces:
+                if reply.byte_every_s and server.stopping.wait(reply.byte_every_s):
+                    return
+                if reply.chunked:
+                    piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                self.wfile.write(piece)
+                self.wfile.flush()
+
+        def _request_headers(self) -> dict[str, str]:
+            return dict(self.headers.items())
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
 
     return Handler
+
+
+def _payload(event: Any) -> bytes:
+    if isinstance(event, bytes):
+        return event
+    return (event if isinstance(event, str) else json.dumps(event)).encode("utf-8")

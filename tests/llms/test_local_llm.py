@@ -50,6 +50,17 @@ def test_on_token_without_stream_gets_the_whole_answer(tiny: LocalTransformersLL
     assert pieces in ([out.text], [])
 
 
+def test_a_deadline_stops_generation_with_an_error_not_a_short_answer(tiny: LocalTransformersLLM) -> None:
+    messages = [{"role": "user", "content": "Hi"}]
+    pieces: list[str] = []
+    with pytest.raises(LLMError, match=r"still generating when its 0\.001 s deadline passed"):
+        tiny.generate(messages, max_tokens=200, stream=True, on_token=pieces.append, deadline_s=0.001)
+    assert len("".join(pieces)) < 200  # stopped early, not run to max_tokens
+    assert tiny.generate(messages, max_tokens=4, deadline_s=60).completion_tokens == 4
+    with pytest.raises(ConfigError, match="deadline_s"):
+        tiny.generate(messages, max_tokens=4, deadline_s=float("nan"))
+
+
 def test_an_overlong_prompt_is_refused_not_truncated(tiny: LocalTransformersLLM) -> None:
     messages = [{"role": "user", "content": "x" * 220}]  # ~236 tokens: fits 256, not 256 - 64
     prompt = tiny.count_prompt(messages)
