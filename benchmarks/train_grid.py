@@ -23,8 +23,15 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
 
 
+_LICENCES = {"hotpotqa": "CC BY-SA 4.0 (HotpotQA)", "leval_cuad": "CC BY 4.0 (CUAD, via L-Eval)",
+             "leval_topic": "L-Eval topic retrieval (LongChat): evaluation only",
+             "locomo": "none stated: evaluation only"}
+
+
 def _write(folder: Path, docs: list[dict], qa: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    manifest = {"licence": _LICENCES.get(folder.name, "see the source"), "made_by": "benchmarks/train_grid.py"}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest) + "\n", encoding="utf-8")
     for name, rows in (("docs.jsonl", docs), ("qa.jsonl", qa)):
         with (folder / name).open("w", encoding="utf-8") as handle:
             for row in rows:

@@ -82,7 +82,8 @@ def _markdown(p: Mapping[str, Any]) -> str:
     lines += ["", "## Hyper-parameters", "", "| setting | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in p["config"].items()]
     lines += ["", f"Examples: {p['examples']}. Training time {p['training_seconds']} s at "
-              f"{p['tokens_per_second']} window tokens/s (forward + backward). Stopped: {p['stopped']}; "
+              f"{p['tokens_per_second']} training tokens/s (forward + backward, over the whole run with its "
+              f"validations). Stopped: {p['stopped']}; "
               f"kept epoch {p['best_epoch']}.", "", "## Validation (document-disjoint held-out split)", ""]
     hist = p["history"]
     keys = [k for k in (hist[0] if hist else {}) if k not in ("epoch", "step")]
