@@ -192,3 +192,26 @@ def test_split_keeps_a_questions_documents_together() -> None:
     for g in groups:
         assert set(g) <= set(train) or set(g) <= set(val)
     assert split_documents(ids, 0.3, 7, groups=groups) == (train, val)
+
+
+def test_llm_questions_come_from_a_real_http_endpoint_and_are_cached(llm_server, corpus, tmp_path) -> None:
+    from hybridctx.embeddings.training.data import synthetic_questions
+    from hybridctx.llms.openai_compat import OpenAICompatibleLLM
+
+    llm = OpenAICompatibleLLM(llm_server.base_url, "test-model", api_key_env=None, timeout_s=5.0)
+
+    def ask(prompt: str) -> str:
+        return llm.generate([{"role": "user", "content": prompt}], max_tokens=64).text
+
+    docs = {d: corpus[d] for d in sorted(corpus)[:2]}
+    sents = {d: split_sentences(t) for d, t in docs.items()}
+    cache = tmp_path / "llm_questions.jsonl"
+    made = synthetic_questions(docs, sents, ask, "test-model", cache, per_doc=3, seed=0)
+    asked = len(llm_server.requests)
+    assert asked == 6 and len(made) == 6 and all(e.source == "llm" and e.query for e in made)
+    body = llm_server.requests[0].body
+    prompt = (json.loads(body) if isinstance(body, (str, bytes)) else body)["messages"][0]["content"]
+    doc_id, start, end = made[0].evidence[0]
+    assert docs[doc_id][start:end] in prompt
+    again = synthetic_questions(docs, sents, ask, "test-model", cache, per_doc=3, seed=0)
+    assert again == made and len(llm_server.requests) == asked  # read back from the cache
