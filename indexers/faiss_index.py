@@ -44,7 +44,7 @@ import numpy as np
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError, MissingDependencyError
 from hybridctx.indexers.vector_buffer import VectorBuffer
 
-__all__ = ["FaissVectorIndex", "import_faiss"]
+__all__ = ["FaissVectorIndex", "checked_new", "import_faiss"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,29 @@ def _normalise(x: np.ndarray, dim: int, what: str) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
+
+
+def checked_new(buffer: VectorBuffer, ids: np.ndarray, vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids (n,) int64, vectors (n, dim) float32 unit length)`` to add to ``buffer``, checked.
+
+    Raises:
+        InputError: shapes disagree, ids are not integers, repeat, are negative or already present.
+    """
+    ids = np.asarray(ids).reshape(-1)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"vector ids must be integers, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    x = _normalise(vectors, dim, "vectors")
+    if len(ids) != len(x):
+        raise InputError(f"{len(ids)} ids given for {len(x)} vectors")
+    if len(ids) and ids.min() < 0:
+        raise InputError("vector ids must be >= 0 (-1 marks missing results)")
+    if len(np.unique(ids)) != len(ids):
+        raise InputError("vector ids given to add() repeat")
+    present = buffer.contains(ids)
+    if present.any():
+        raise InputError(f"vector ids already in the index: {ids[present][:5].tolist()}")
+    return ids, x
 
 
 def _is_exact(kind: str) -> bool:
@@ -260,22 +283,9 @@ class FaissVectorIndex:
         Raises:
             InputError: shapes disagree, ids repeat, are negative or already present.
         """
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise InputError(f"vector ids must be integers, got dtype {ids.dtype}")
-        ids = ids.astype(np.int64)
-        x = _normalise(vectors, self._dim, "vectors")
-        if len(ids) != len(x):
-            raise InputError(f"{len(ids)} ids given for {len(x)} vectors")
+        ids, x = checked_new(self._buffer, ids, vectors, self._dim)
         if len(ids) == 0:
             return
-        if ids.min() < 0:
-            raise InputError("vector ids must be >= 0 (-1 marks missing results)")
-        if len(np.unique(ids)) != len(ids):
-            raise InputError("vector ids given to add() repeat")
-        present = self._buffer.contains(ids)
-        if present.any():
-            raise InputError(f"vector ids already in the index: {ids[present][:5].tolist()}")
         if self._pending and np.isin(ids, np.concatenate(self._pending)).any():
             self._flush_removals()
         self._buffer.add(ids, x)
@@ -571,11 +581,14 @@ class FaissVectorIndex:
         """
         try:
             meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
             meta["dim"], meta["kind"] = int(meta["dim"]), str(meta["kind"])
+            meta["rerank"] = int(meta.get("rerank", 4))
             ids = np.load(path / IDS_FILE, allow_pickle=False)
             x = np.load(path / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
             index = cls._read_index(path)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError) as exc:
             raise IndexCorruptError(f"vector files in '{path}' are unreadable: {exc}") from exc
         dim = meta["dim"]
         if x.dtype != np.float32 or x.ndim != 2 or x.shape != (len(ids), dim) or ids.dtype != np.int64:

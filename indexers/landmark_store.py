@@ -30,6 +30,8 @@ from hybridctx.errors import ConfigError, IndexCorruptError, InputError
 from hybridctx.indexers.external_vectors import ExternalVectors, create_vectors, open_vectors
 from hybridctx.indexers.faiss_index import FaissVectorIndex
 from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings
+from hybridctx.indexers.local_vectors import create_local_vectors, load_local_vectors
+from hybridctx.indexers.numpy_index import NumpyVectorIndex
 from hybridctx.indexers.persistence import check_encoder, read_manifest, write_index_dir
 from hybridctx.indexers.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
@@ -71,7 +73,7 @@ class LandmarkStore:
     def __init__(
         self,
         tables: DocumentTables,
-        vectors: FaissVectorIndex | ExternalVectors,
+        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors,
         encoder_identity: Mapping[str, Any],
         lexical: LexicalIndex | None = None,
         lexical_settings: TokenizerSettings = TokenizerSettings(),
@@ -120,11 +122,11 @@ class LandmarkStore:
         """
         if "dim" in encoder_identity and int(encoder_identity["dim"]) != int(dim):
             raise ConfigError(f"dim={dim} but the encoder identity says dim={encoder_identity['dim']}")
-        vectors: FaissVectorIndex | ExternalVectors
+        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors
         if store is not None and store.external:
             vectors = create_vectors(store, dim)
         else:
-            vectors = FaissVectorIndex(dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
+            vectors = create_local_vectors(dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
         return cls(DocumentTables.create(), vectors, encoder_identity, lexical_settings=lexical_settings)
 
     # -- properties -----------------------------------------------------
@@ -142,6 +144,10 @@ class LandmarkStore:
         factory = getattr(self._vectors, "factory", self.kind)
         return {} if factory == self.kind else {"factory": factory}
 
+    def _engine(self) -> dict[str, str]:
+        """``{"engine": "numpy"}`` for vectors searched by numpy (no FAISS installed), else nothing."""
+        return {"engine": "numpy"} if isinstance(self._vectors, NumpyVectorIndex) else {}
+
     @property
     def store(self) -> StoreSpec:
         """Where the vectors live (``StoreSpec().kind == "faiss"``)."""
@@ -152,7 +158,7 @@ class LandmarkStore:
         return dict(self._encoder)
 
     @property
-    def vectors(self) -> FaissVectorIndex | ExternalVectors:
+    def vectors(self) -> FaissVectorIndex | NumpyVectorIndex | ExternalVectors:
         """The vector index (rows are its ids)."""
         return self._vectors
 
@@ -364,7 +370,7 @@ class LandmarkStore:
         extra = {
             "encoder": self._encoder,
             "index": {"backend": store["kind"], "kind": self.kind, **self._factory(), "dim": self.dim,
-                      "metric": "inner_product"},
+                      "metric": "inner_product", **self._engine()},
             "store": store,
             "counts": counts,
             "next_row": self._tables.next_row(),
@@ -413,12 +419,12 @@ class LandmarkStore:
             check_encoder(manifest, expected_encoder)
         spec = StoreSpec.from_manifest(manifest.get("store"), store_url, index_dir=path)
         tables = DocumentTables.open(path / TABLES_FILE)
-        vectors: FaissVectorIndex | ExternalVectors
+        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors
         try:
             if spec.external:
                 vectors = open_vectors(spec, manifest, path)
             else:
-                vectors = FaissVectorIndex.load(path, mmap=mmap, use_gpu=use_gpu)
+                vectors = load_local_vectors(path, mmap=mmap, use_gpu=use_gpu)
         except BaseException:
             tables.close()
             raise

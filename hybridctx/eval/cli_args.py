@@ -47,7 +47,7 @@ def add_data_arguments(p: argparse.ArgumentParser, *, limit: int, out: str) -> N
     """``--data --datasets --limit --seed --cache --out --no-progress --json``."""
     p.add_argument("--data", default=None, metavar="DIR",
                    help="a folder of datasets in the ../shared/data format, or one dataset folder with docs.jsonl "
-                        "and qa.jsonl (default: $HYBRIDCTX_EVAL_DATA, else ../shared/data)")
+                        "and qa.jsonl (default: $HYBRIDCTX_EVAL_DATA; one of the two is needed)")
     p.add_argument("--datasets", type=name_list, default=None, metavar="A,B",
                    help="dataset folder names under --data (default: leval,locomo,hotpotqa,drcd,cmrc2018,longbench_zh)")
     p.add_argument("--limit", type=int, default=limit, metavar="N",
@@ -62,7 +62,7 @@ def add_data_arguments(p: argparse.ArgumentParser, *, limit: int, out: str) -> N
 
 
 def resolve_data(args: argparse.Namespace) -> Path:
-    """``--data``, or the default root (``$HYBRIDCTX_EVAL_DATA``, else ``../shared/data``)."""
+    """``--data``, else ``$HYBRIDCTX_EVAL_DATA`` (an ``InputError`` when neither is given)."""
     from hybridctx.eval.datasets import default_data_root
 
     return Path(args.data) if args.data else default_data_root()

@@ -48,7 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import logging
 
     from hybridctx.eval.haystack import load_haystack
     from hybridctx.eval.niah import NIAHConfig, make_methods, run_niah
@@ -69,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
         settings = {"device": args.device} | ({"model": args.encoder} if args.encoder else {})
         encoder = WindowedLandmarkEncoder(EncoderConfig.from_mapping(settings))
     methods = make_methods(names, tokenizer=args.tokenizer, encoder=encoder, show_progress=show)
-    import bm25s  # noqa: F401  (importing it sets its logger to DEBUG: quiet it again)
+    from hybridctx.eval.cli_args import quiet_bm25s
 
-    logging.getLogger("bm25s").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
+    quiet_bm25s()  # importing bm25s sets its logger to DEBUG: quiet it again
     llm = None
     if args.llm:
         from hybridctx.llms import load_llm

@@ -31,5 +31,9 @@ def register(sub: Any, add_parser: Callable[..., argparse.ArgumentParser]) -> No
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation named by ``args.eval_verb``."""
+    from hybridctx.eval.requires import require_eval
+
+    # Every evaluation writes a plot: a missing matplotlib fails now, not after the run.
+    require_eval(("matplotlib",), f"hybridctx eval {args.eval_verb} (its plot)")
     module = importlib.import_module(EVAL_COMMANDS[args.eval_verb][0])
     return int(module.run(args))

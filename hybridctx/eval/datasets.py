@@ -200,8 +200,17 @@ def load_dataset(
 
 
 def default_data_root() -> Path:
-    """``$HYBRIDCTX_EVAL_DATA`` if set, else ``../shared/data`` relative to the working directory."""
-    return Path(os.environ.get(DATA_ENV) or Path("..") / "shared" / "data")
+    """``$HYBRIDCTX_EVAL_DATA``: the evaluation data when ``--data`` is not given.
+
+    Raises:
+        InputError: the variable is not set (there is no default place: the
+            data is not installed with hybridctx).
+    """
+    value = os.environ.get(DATA_ENV, "").strip()
+    if not value:
+        raise InputError(f"no evaluation data given: pass --data DIR (a folder of datasets, or one folder with "
+                         f"docs.jsonl and qa.jsonl) or set {DATA_ENV}")
+    return Path(value)
 
 
 def is_dataset_dir(path: str | Path) -> bool:

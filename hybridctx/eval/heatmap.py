@@ -31,7 +31,9 @@ def plot_heatmap(results: Any, path: str | Path) -> Path:
     """
     plt = pyplot()
     import numpy as np
-    from matplotlib.colors import LinearSegmentedColormap
+    from hybridctx.eval.requires import eval_import
+
+    LinearSegmentedColormap = eval_import("matplotlib.colors", "the NIAH heatmap").LinearSegmentedColormap
 
     from hybridctx.eval.niah_report import length_label
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from hybridctx.errors import MissingDependencyError
-
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from sentence_transformers import SentenceTransformer
@@ -37,7 +35,9 @@ def _default_encoder_path() -> str:
 
 @lru_cache(maxsize=4)
 def _load(name: str, device: str | None) -> SentenceTransformer:
-    from sentence_transformers import SentenceTransformer
+    from hybridctx.eval.requires import eval_import
+
+    SentenceTransformer = eval_import("sentence_transformers", "the dense peers of hybridctx eval").SentenceTransformer
 
     logger.info("loading sentence-transformers encoder %s", name)
     return SentenceTransformer(name, device=device)
@@ -109,10 +109,9 @@ def embedding_dim(model: SentenceTransformer) -> int:
 
 @lru_cache(maxsize=1)
 def _embedding_class() -> type:
-    try:
-        from llama_index.core.base.embeddings.base import BaseEmbedding
-    except ImportError as exc:
-        raise MissingDependencyError("llama-index-core", "llamaindex", "the LlamaIndex peers") from exc
+    from hybridctx.eval.requires import eval_import
+
+    BaseEmbedding = eval_import("llama_index.core.base.embeddings.base", "the LlamaIndex peers").BaseEmbedding
     from pydantic import PrivateAttr
 
     class SentenceTransformerEmbedding(BaseEmbedding):

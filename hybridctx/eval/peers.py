@@ -30,7 +30,7 @@ from typing import Any, Iterable, Literal, Mapping, Protocol, Sequence, runtime_
 import numpy as np
 
 from hybridctx.datatypes import content_hash
-from hybridctx.errors import ConfigError, InputError, MissingDependencyError
+from hybridctx.errors import ConfigError, InputError
 from hybridctx.eval.llama_embedding import embedding_dim, encode_texts, load_encoder, make_llama_embedding
 from hybridctx.eval.scoring import PackedRange
 from hybridctx.eval.units import GreedyPacker, chunk_ranges, lexical_tokens, sentence_ranges, window_ranges
@@ -174,8 +174,10 @@ class _DenseMethod(_UnitMethod):
         self._index = self._llama_index(keys) if self.backend == "llamaindex" else None
 
     def _llama_index(self, keys: Mapping[str, tuple[str, str]]) -> Any:
-        from llama_index.core import VectorStoreIndex
-        from llama_index.core.schema import TextNode
+        from hybridctx.eval.requires import eval_import
+
+        VectorStoreIndex = eval_import("llama_index.core", "the LlamaIndex peers").VectorStoreIndex
+        TextNode = eval_import("llama_index.core.schema", "the LlamaIndex peers").TextNode
 
         hidden = [_DOC_KEY, "row"]
         nodes = []
@@ -201,7 +203,10 @@ class _DenseMethod(_UnitMethod):
         return self._pack_rows(rows[np.argsort(-scores, kind="stable")], budget)
 
     def _llama_ranking(self, query: str, doc_ids: Sequence[str] | None, available: int) -> list[int]:
-        from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+        from hybridctx.eval.requires import eval_import
+
+        stores = eval_import("llama_index.core.vector_stores", "the LlamaIndex peers")
+        FilterOperator, MetadataFilter, MetadataFilters = stores.FilterOperator, stores.MetadataFilter, stores.MetadataFilters
 
         filters = None
         if doc_ids is not None:
@@ -295,7 +300,9 @@ class BM25Chunks(_UnitMethod):
         self._indexes = {}
 
     def retrieve(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> list[PackedRange]:
-        import bm25s
+        from hybridctx.eval.requires import eval_import
+
+        bm25s = eval_import("bm25s", "the BM25 peer")
 
         rows = self._rows(doc_ids)
         if not len(rows):
@@ -368,10 +375,9 @@ def _prefix_chars(text: str, budget: int, counter: TokenCounter) -> int:
 
 
 def _require_llama_index() -> None:
-    try:
-        import llama_index.core  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError("llama-index-core", "llamaindex", "the LlamaIndex peers") from exc
+    from hybridctx.eval.requires import require_eval
+
+    require_eval(("llama_index.core",), "the LlamaIndex peers")
 
 
 def default_peers(

@@ -16,12 +16,11 @@ __all__ = ["nan_to_none", "panel_grid", "pyplot", "save_figure", "save_panels"]
 
 def pyplot() -> Any:
     """``matplotlib.pyplot``, on the headless Agg backend unless the caller chose one."""
-    import matplotlib
+    from hybridctx.eval.requires import eval_import
 
+    matplotlib = eval_import("matplotlib", "the plots of hybridctx eval")
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return eval_import("matplotlib.pyplot", "the plots of hybridctx eval")
 
 
 def panel_grid(n_panels: int, panel_height: float) -> tuple[Any, Any]:

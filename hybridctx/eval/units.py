@@ -87,8 +87,10 @@ class GreedyPacker:
 
 def chunk_ranges(doc_id: str, text: str, chunk_size: int, chunk_overlap: int) -> Ranges:
     """Char ranges of LlamaIndex ``SentenceSplitter`` chunks, in document order."""
-    from llama_index.core import Document
-    from llama_index.core.node_parser import SentenceSplitter
+    from hybridctx.eval.requires import eval_import
+
+    Document = eval_import("llama_index.core", "the LlamaIndex chunk peers").Document
+    SentenceSplitter = eval_import("llama_index.core.node_parser", "the LlamaIndex chunk peers").SentenceSplitter
 
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, include_prev_next_rel=False)
     nodes = splitter.get_nodes_from_documents([Document(text=text, id_=doc_id)])
@@ -109,8 +111,11 @@ def sentence_ranges(doc_id: str, text: str, window: int) -> Ranges:
     The parser's default splitter (NLTK punkt) does not split Chinese, so its
     pieces are further cut after ``。！？；…`` (and any closing quotes).
     """
-    from llama_index.core import Document
-    from llama_index.core.node_parser import SentenceWindowNodeParser
+    from hybridctx.eval.requires import eval_import
+
+    Document = eval_import("llama_index.core", "the sentence-window peer").Document
+    SentenceWindowNodeParser = eval_import("llama_index.core.node_parser",
+                                           "the sentence-window peer").SentenceWindowNodeParser
 
     parser = SentenceWindowNodeParser.from_defaults(
         window_size=window, sentence_splitter=_sentence_splitter(), include_prev_next_rel=False
@@ -182,7 +187,10 @@ _CJK_END = re.compile(r"[。！？；…]+[”’」』）)\"']*")
 
 
 def _sentence_splitter() -> Callable[[str], list[str]]:
-    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+    from hybridctx.eval.requires import eval_import
+
+    split_by_sentence_tokenizer = eval_import("llama_index.core.node_parser.text.utils",
+                                              "the sentence-window peer").split_by_sentence_tokenizer
 
     punkt = split_by_sentence_tokenizer()
 
@@ -207,7 +215,10 @@ _WORD = re.compile(r"[^\W_]+")
 def lexical_tokens(text: str) -> list[str]:
     """BM25 terms: lowercased words outside Chinese runs (less English stopwords), jieba words inside."""
     import jieba
-    from bm25s.stopwords import STOPWORDS_EN
+
+    from hybridctx.eval.requires import eval_import
+
+    STOPWORDS_EN = eval_import("bm25s.stopwords", "the BM25 peer's terms").STOPWORDS_EN
 
     stop = set(STOPWORDS_EN)
     out: list[str] = []
