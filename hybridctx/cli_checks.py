@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from hybridctx.errors import InputError
 
-__all__ = ["MAX_BUDGET", "arg_type", "check_budget", "check_limit", "check_query", "check_texts"]
+__all__ = ["MAX_BUDGET", "MAX_LIMIT", "arg_type", "check_budget", "check_limit", "check_query", "check_texts"]
 
 MAX_BUDGET = 10_000_000
 """Largest token budget the command line accepts (10M tokens, about 40 MB of text).
@@ -48,8 +48,16 @@ def check_budget(value: Any, flag: str = "--budget") -> int:
     return number
 
 
+MAX_LIMIT = 1e9
+"""Largest limit :func:`check_limit` accepts (a billion dollars, 31 years, a billion GiB).
+
+A bound rather than any finite float: a timeout of ``1e300`` seconds overflowed the
+platform's ``time_t`` in a watchdog thread's wait (``OverflowError``, a traceback)."""
+
+
 def check_limit(value: Any, flag: str = "", unit: str = "units") -> float:
-    """A positive, finite limit (dollars, seconds, GiB); ``nan``, ``inf`` and ``<= 0`` are refused.
+    """A positive, finite limit (dollars, seconds, GiB) up to :data:`MAX_LIMIT`; ``nan``, ``inf``
+    and ``<= 0`` are refused.
 
     Args:
         value: the flag's text (or a number).
@@ -63,9 +71,9 @@ def check_limit(value: Any, flag: str = "", unit: str = "units") -> float:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"{_named(flag)}{_shown(value)} is not a number of {unit}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise InputError(f"{_named(flag)}{_shown(value)} must be a positive, finite number of {unit} "
-                         "(leave the flag out for no limit)")
+    if not math.isfinite(number) or number <= 0 or number > MAX_LIMIT:
+        raise InputError(f"{_named(flag)}{_shown(value)} must be a positive number of {unit}, at most "
+                         f"{MAX_LIMIT:g} (leave the flag out for no limit)")
     return number
 
 

@@ -216,7 +216,11 @@ def load_profiles(extra: Path | str | None = None) -> dict[str, ModelProfile]:
         path = Path(extra)
         if not path.is_file():
             raise ConfigError(f"profiles file '{path}' does not exist; pass an existing TOML file")
-        for name, values in _read_tables(path.read_text(encoding="utf-8"), str(path)).items():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"profiles file '{path}' cannot be read as UTF-8 TOML: {exc}") from None
+        for name, values in _read_tables(text, str(path)).items():
             values = dict(values)
             base = values.pop("extends", None)
             if base is not None:

@@ -254,7 +254,11 @@ class LexicalIndex:
             arrays = _map_arrays(path)
             settings = TokenizerSettings(**params["tokenizer"])
             k1, b, method, num_docs = float(params["k1"]), float(params["b"]), params["method"], params["num_docs"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise TypeError(f"{_PREFIX}vocab.json must be a list of strings")
+            if not isinstance(num_docs, int) or isinstance(num_docs, bool):
+                raise TypeError(f"num_docs {num_docs!r} is not an integer")
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise IndexCorruptError(f"lexical index files in '{path}' are unreadable: {exc}") from exc
         if method != "lucene":
             raise IndexCorruptError(f"lexical index in '{path}' uses BM25 method {method!r}; only 'lucene' is read")

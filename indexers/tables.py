@@ -51,6 +51,51 @@ _COLS = 'row, doc_id, ordinal, start, "end", paragraph, tokens'
 _TEMPORARY = ""  # SQLite: a private on-disk database, deleted on close
 
 
+_COLUMNS = {
+    "meta": ["key", "value"],
+    "documents": ["doc_id", "title", "text", "metadata", "source", "content_hash", "n_landmarks"],
+    "landmarks": ["row", "doc_id", "ordinal", "start", "end", "paragraph", "tokens"],
+}
+# Cells that would make a later query fail (a TypeError, an offset past the text): an index from
+# someone else may hold anything its checksums were rewritten to match. One pass over each table.
+_CELL_CHECKS = (
+    ("a document cell of the wrong type",
+     "SELECT COUNT(*) FROM documents WHERE typeof(doc_id) != 'text' OR typeof(text) != 'text' "
+     "OR typeof(metadata) != 'text' OR typeof(content_hash) != 'text' OR typeof(n_landmarks) != 'integer' "
+     "OR typeof(title) NOT IN ('text', 'null') OR typeof(source) NOT IN ('text', 'null') "
+     "OR NOT json_valid(metadata) OR json_type(metadata) != 'object'"),
+    # One pass over the landmarks, grouped by document, then one lookup of each document.
+    ("a landmark of the wrong type, out of range or outside its document's text",
+     "SELECT COUNT(*) FROM (SELECT doc_id, MAX(\"end\") AS last, COUNT(*) AS n, SUM("
+     "typeof(row) != 'integer' OR typeof(doc_id) != 'text' OR typeof(ordinal) != 'integer' "
+     "OR typeof(start) != 'integer' OR typeof(\"end\") != 'integer' OR typeof(paragraph) != 'integer' "
+     "OR typeof(tokens) != 'integer' OR row < 0 OR ordinal < 0 OR start < 0 OR \"end\" < start "
+     "OR tokens < 0 OR paragraph < 0) AS bad FROM landmarks GROUP BY doc_id) AS l "
+     "LEFT JOIN documents AS d ON d.doc_id = l.doc_id WHERE l.bad OR d.doc_id IS NULL OR d.n_landmarks != l.n "
+     "OR l.last > length(d.text) AND instr(d.text, char(0)) = 0"),
+    ("a document whose landmark count is wrong",
+     "SELECT COUNT(*) FROM documents AS d WHERE n_landmarks != 0 "
+     "AND NOT EXISTS (SELECT 1 FROM landmarks AS l WHERE l.doc_id = d.doc_id)"),
+)
+
+
+def _bad_cells(conn: sqlite3.Connection) -> str | None:
+    """What is wrong with the tables' columns or cells, or ``None``."""
+    for table, columns in _COLUMNS.items():
+        found = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        if found != columns:
+            return f"table {table} has columns {found}, expected {columns}"
+    for what, query in _CELL_CHECKS:
+        count = conn.execute(query).fetchone()[0]
+        if count:
+            return f"{count} row(s) with {what}"
+    next_row = dict(conn.execute("SELECT key, value FROM meta").fetchall()).get("next_row")
+    top = conn.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM landmarks").fetchone()[0]
+    if not isinstance(next_row, str) or not next_row.isdigit() or len(next_row) > 18 or int(next_row) < top:
+        return f"next_row {next_row!r} is not a row number past the last landmark ({top})"
+    return None
+
+
 @dataclass(frozen=True)
 class LandmarkArrays:
     """Landmarks as parallel arrays (one entry per landmark, all of length ``n``).
@@ -139,6 +184,13 @@ class DocumentTables:
         if schema != str(SCHEMA_VERSION):
             conn.close()
             raise IndexCorruptError(f"'{path}' has tables schema {schema!r}, expected {SCHEMA_VERSION}")
+        try:
+            problem = _bad_cells(conn)
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem:
+            conn.close()
+            raise IndexCorruptError(f"'{path}' is not a consistent hybridctx tables file ({problem}); rebuild the index")
         return cls(conn, read_only=True)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +46,20 @@ def write_manifest(index_dir: Path, manifest: object) -> None:
         (index_dir / digest_name).write_text(f"{digest}  {persistence.MANIFEST}\n", encoding="ascii")
 
 
-def one_line(err: str) -> str:
-    """The single line of an error on stderr (asserts there is exactly one and no traceback)."""
+_LOG_RECORD = re.compile(r"^(DEBUG|INFO|WARNING) [\w.]+: ")
+
+
+def one_line(err: str, *, logs: bool = False) -> str:
+    """The single line of an error on stderr (asserts there is exactly one and no traceback).
+
+    With ``logs``, warnings logged before the error (``WARNING name: ...``, e.g. "--kind is
+    ignored for an update") are set aside: the error itself must still be one line, the last.
+    """
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.strip()]
+    if logs:
+        while len(lines) > 1 and _LOG_RECORD.match(lines[0]):
+            lines.pop(0)
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {err!r}"
     return lines[0]
 
