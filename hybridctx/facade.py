@@ -210,8 +210,6 @@ def full_context_tokens(store: Any, counter: Any, doc_ids: Sequence[str] | None 
 
 
 def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None) -> Any:
-    from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
-
     if encoder is not None and not isinstance(encoder, Mapping):
         return encoder
     settings = dict(encoder or {})
@@ -221,12 +219,18 @@ def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None)
 
         identity = read_manifest(index_dir, verify=False).get("encoder") or {}
         return _encoder_from_identity(identity, settings.get("device", "auto"))
-    return WindowedLandmarkEncoder(EncoderConfig.from_mapping(settings))
+    from hybridctx.embeddings.registry import encoder_from_settings
+
+    return encoder_from_settings(settings)  # the windowed encoder, or a pooled one (api:..., pooled:...)
 
 
 def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> Any:
     from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+    from hybridctx.embeddings.registry import encoder_from_identity
 
+    other = encoder_from_identity(identity, device)  # a pooled index (api:..., pooled:...)
+    if other is not None:
+        return other
     values: dict[str, Any] = {"model": identity.get("name", "all-MiniLM-L6-v2"), "device": device}
     for key in _IDENTITY_TO_CONFIG:
         if identity.get(key) is not None:

@@ -59,11 +59,11 @@ class HybridCtxMethod:
 
     def _get_encoder(self) -> Any:
         if self._encoder is None:
-            from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+            from hybridctx.embeddings.registry import encoder_from_settings
 
             spec = self._encoder_spec
-            if spec is None or isinstance(spec, Mapping):
-                self._encoder = WindowedLandmarkEncoder(EncoderConfig.from_mapping(dict(spec or {})))
+            if spec is None or isinstance(spec, Mapping):  # windowed, or pooled for api:... / pooled:...
+                self._encoder = encoder_from_settings(spec)
             else:
                 self._encoder = spec
         return self._encoder
