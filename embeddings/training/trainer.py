@@ -247,8 +247,11 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % (2**32))
         torch.manual_seed(cfg.seed)
-        enc_cfg = EncoderConfig(model=cfg.base, window=cfg.window, overlap=cfg.overlap, pooling=cfg.pooling,
-                                device=cfg.device, fp16=False, query_runtime="torch")
+        values = dict(model=cfg.base, window=cfg.window, overlap=cfg.overlap, pooling=cfg.pooling,
+                      device=cfg.device, fp16=False, query_runtime="torch")
+        if "document_runtime" in EncoderConfig.__dataclass_fields__:
+            values["document_runtime"] = "torch"  # no ONNX export of every epoch's weights
+        enc_cfg = EncoderConfig(**values)
         encoder = WindowedLandmarkEncoder(enc_cfg)
         encoder._load()  # noqa: SLF001 - the trainer reads documents as this encoder does
         torch.set_grad_enabled(True)  # the encoder switches gradients off for serving
