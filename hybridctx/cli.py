@@ -13,8 +13,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
+from hybridctx.cli_checks import MAX_BUDGET, arg_type, check_budget, check_limit, check_query, check_texts
 from hybridctx.errors import HybridCtxError, InputError
 
 __all__ = ["build_parser", "main"]
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``width`` fixes the help width (for the generated docs)."""
     formatter = functools.partial(argparse.HelpFormatter, width=width) if width else argparse.HelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hybridctx",
         description="Chunk-free landmark retrieval, exact-budget packing and cost routing for long documents.",
         formatter_class=formatter,
@@ -81,7 +82,8 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("retrieve", help="retrieve and pack spans for a query within a token budget")
     p.add_argument("query", nargs="?", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
-    p.add_argument("--budget", required=True, type=int, metavar="N", help="token budget of the packed context")
+    p.add_argument("--budget", required=True, type=arg_type(check_budget), metavar="N",
+                   help=f"token budget of the packed context (1 to {MAX_BUDGET:,})")
     p.add_argument("--tokenizer", default="cl100k_base", metavar="NAME",
                    help="cl100k_base, o200k_base, or a tokenizer.json / model directory")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
@@ -95,12 +97,16 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--profile", default="smollm2-135m-cpu", metavar="NAME", help="model profile (see --profiles)")
     p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
-    p.add_argument("--max-usd", type=float, default=None, metavar="X", help="most money one request may cost")
-    p.add_argument("--max-latency-s", type=float, default=None, metavar="S", help="most seconds one request may take")
-    p.add_argument("--max-kv-gib", type=float, default=None, metavar="G", help="most KV-cache memory per request")
-    p.add_argument("--budget", type=int, default=None, metavar="N", help="retrieval budget to weigh")
-    p.add_argument("--min-budget", type=int, default=None, metavar="N")
-    p.add_argument("--max-budget", type=int, default=None, metavar="N")
+    p.add_argument("--max-usd", type=arg_type(check_limit, unit="dollars"), default=None, metavar="X",
+                   help="most money one request may cost")
+    p.add_argument("--max-latency-s", type=arg_type(check_limit, unit="seconds"), default=None,
+                   metavar="S", help="most seconds one request may take")
+    p.add_argument("--max-kv-gib", type=arg_type(check_limit, unit="GiB"), default=None, metavar="G",
+                   help="most KV-cache memory per request")
+    p.add_argument("--budget", type=arg_type(check_budget), default=None, metavar="N",
+                   help="retrieval budget to weigh")
+    p.add_argument("--min-budget", type=arg_type(check_budget), default=None, metavar="N")
+    p.add_argument("--max-budget", type=arg_type(check_budget), default=None, metavar="N")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
     p.add_argument("--json", action="store_true")
 
@@ -136,6 +142,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--docs", action="store_true", help="list the documents: id, title, characters, landmarks")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("delete", help="delete documents from an index")
@@ -152,25 +159,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.verb is None:
         parser.print_help()
+        print("hybridctx: error: give a VERB (see the list above)", file=sys.stderr)
         return 2
     _configure_logging(args.verbose)
     try:
         return _COMMANDS[args.verb](args)
     except HybridCtxError as exc:
         code = 2 if isinstance(exc, (ValueError, FileNotFoundError, ImportError)) or _is_user_error(exc) else 1
-        print(f"hybridctx {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"hybridctx {args.verb}: error: {_one_line(exc)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("hybridctx: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # disk full, permissions: the user's environment, not a bug
-        print(f"hybridctx {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"hybridctx {args.verb}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: one line, the traceback only with -v
         logger.debug("internal error", exc_info=True)
-        print(f"hybridctx {args.verb}: internal error: {type(exc).__name__}: {exc} "
+        print(f"hybridctx {args.verb}: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(run with -vv for the traceback)", file=sys.stderr)
         return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, exit 2 (the usage is left to ``-h``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see: {self.prog} -h)\n")
+
+
+def _one_line(message: object) -> str:
+    """``message`` with its line breaks folded into spaces: an error is one line, whatever it quotes
+    (and a surrogate from an argument that is not UTF-8 is shown as ``\\udcff``, printable anywhere)."""
+    text = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def _is_user_error(exc: HybridCtxError) -> bool:
@@ -262,11 +284,17 @@ def _pooled_preflight(args: argparse.Namespace, settings: dict[str, Any]) -> Any
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
+    from hybridctx.tokens import get_counter
 
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE.jsonl, not both and not neither")
+    # Every argument is checked before the index and its encoder load (seconds) and before
+    # result 1 is printed: the whole --queries file, the doc ids, the tokenizer.
+    items = _queries(args)
+    check_texts(args.doc_ids or [], "--doc-id")
+    get_counter(args.tokenizer)  # cached: retrieval reuses it
     hc = HybridContext.open(args.index)
-    for item in _queries(args):
+    for item in items:
         packed = hc.retrieve(
             item["query"], budget=args.budget, tokenizer=args.tokenizer,
             doc_ids=item.get("doc_ids") or args.doc_ids, mode=args.mode, order=args.order, query_id=item.get("id"),
@@ -280,39 +308,58 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _queries(args: argparse.Namespace):
+def _queries(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The query, or every line of the --queries file, all checked before any is run."""
     if args.query is not None:
-        yield {"query": args.query}
-        return
+        return [{"query": check_query(args.query)}]
     path = Path(args.queries)
     try:
+        if not path.is_file():  # a FIFO or device would block or never end
+            raise InputError(f"queries file '{path}' is {'missing' if not path.exists() else 'not a regular file'}")
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read queries file '{path}': {exc}") from exc
+        raise InputError(f"cannot read queries file '{path}': {exc}") from None
+    items = []
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(item, dict) or not isinstance(item.get("query"), str) or not item["query"].strip():
-            raise InputError(f'{path}:{number}: each line must be {{"id": ..., "query": "..."}} with a non-empty query')
-        doc_ids = item.get("doc_ids")
-        if doc_ids is not None and (not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids)):
-            raise InputError(f"{path}:{number}: doc_ids must be a list of strings")
-        if "id" in item and not isinstance(item["id"], str):
-            item["id"] = str(item["id"])
-        yield item
+        if line.strip():
+            items.append(_query_line(path, number, line))
+    if not items:
+        raise InputError(f"queries file '{path}' holds no queries")
+    return items
+
+
+def _query_line(path: Path, number: int, line: str) -> dict[str, Any]:
+    from hybridctx.documents import json_error
+
+    shape = 'each line must be {"id": ..., "query": "...", "doc_ids"?: [...]} with a non-empty query'
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{number}: not valid JSON ({json_error(exc)}); {shape}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, arrays nested 5,000 deep
+        raise InputError(f"{path}:{number}: not readable JSON ({type(exc).__name__}); {shape}") from None
+    if not isinstance(item, dict) or not isinstance(item.get("query"), str) or not item["query"].strip():
+        raise InputError(f"{path}:{number}: {shape}")
+    doc_ids = item.get("doc_ids")
+    if doc_ids is not None and (not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids)):
+        raise InputError(f"{path}:{number}: doc_ids must be a list of strings")
+    if "id" in item and not isinstance(item["id"], str):
+        item["id"] = json.dumps(item["id"], ensure_ascii=False)
+    check_texts([item["query"], *(doc_ids or []), item.get("id") or ""], f"{path}:{number}")
+    return item
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
+    from hybridctx.profiles import get_profile
     from hybridctx.router import RouteLimits
 
+    check_query(args.query)
+    check_texts(args.doc_ids or [], "--doc-id")
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
               "min_budget": args.min_budget, "max_budget": args.max_budget}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
+    get_profile(args.profile, args.profiles)  # an unknown profile fails before the index loads
     hc = HybridContext.open(args.index)
     decision = hc.route(args.query, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
                         budget=args.budget, profiles_file=args.profiles)
@@ -383,6 +430,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
+    if args.docs:
+        return _print_documents(args)
     info = HybridContext.describe(args.index)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -390,6 +439,34 @@ def _cmd_info(args: argparse.Namespace) -> int:
         for key, value in info.items():
             print(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")
     return 0
+
+
+def _print_documents(args: argparse.Namespace) -> int:
+    """``info --docs``: one line per document (id, characters, landmarks, title), or JSON."""
+    from hybridctx.indexers import DocumentTables, read_manifest
+    from hybridctx.indexers.landmark_store import TABLES_FILE
+
+    read_manifest(args.index, verify=True)
+    tables = DocumentTables.open(Path(args.index) / TABLES_FILE)
+    try:
+        docs = tables.summaries()
+    finally:
+        tables.close()
+    if args.json:
+        print(json.dumps({"index": str(args.index), "documents": docs}, ensure_ascii=False, indent=2))
+        return 0
+    shown = [(_cell(d["doc_id"]), f"{d['chars']:,}", f"{d['landmarks']:,}", _cell(d["title"] or "")) for d in docs]
+    widths = [max([len(head)] + [len(row[i]) for row in shown]) for i, head in enumerate(("ID", "CHARS", "LANDMARKS"))]
+    print(f"{'ID':<{widths[0]}}  {'CHARS':>{widths[1]}}  {'LANDMARKS':>{widths[2]}}  TITLE".rstrip())
+    for doc_id, chars, landmarks, title in shown:
+        print(f"{doc_id:<{widths[0]}}  {chars:>{widths[1]}}  {landmarks:>{widths[2]}}  {title}".rstrip())
+    print(f"{len(docs):,} document(s)")
+    return 0
+
+
+def _cell(text: str) -> str:
+    """``text`` as one table cell: JSON-quoted when it holds a line break, tab or other control character."""
+    return json.dumps(text, ensure_ascii=False) if any(not c.isprintable() and c != " " for c in text) else text
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -407,6 +484,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_delete(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
+    check_texts(args.doc_ids, "ID")
     removed = HybridContext.delete(args.index, args.doc_ids)
     print(f"deleted {removed} document(s) from {args.index}")
     return 0

@@ -228,6 +228,8 @@ def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> Any:
     from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
     from hybridctx.embeddings.registry import encoder_from_identity
 
+    _check_identity(identity)
+
     other = encoder_from_identity(identity, device)  # a pooled index (api:..., pooled:...)
     if other is not None:
         return other
@@ -236,3 +238,24 @@ def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> Any:
         if identity.get(key) is not None:
             values[key] = identity[key]
     return WindowedLandmarkEncoder(EncoderConfig.from_mapping(values))
+
+
+# What each encoder identity key of a manifest must hold; a crafted or damaged one is refused
+# here, in one line, rather than failing deep inside the encoder (a TypeError, exit 1).
+_IDENTITY_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "pooling": (str,), "context": (str,), "mix_weight": (int, float), "window": (int,),
+    "overlap": (int,), "query_instruction": (str,),
+}
+
+
+def _check_identity(identity: Mapping[str, Any]) -> None:
+    from hybridctx.errors import IndexCorruptError
+
+    for key, kinds in _IDENTITY_TYPES.items():
+        value = identity.get(key)
+        if key in identity and (value is None and key == "name" or value is not None and (
+                isinstance(value, bool) or not isinstance(value, kinds))):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
+            raise IndexCorruptError(f"the index's manifest.json gives its encoder a {key} of {shown}, which is "
+                                    f"not a {' or '.join(k.__name__ for k in kinds)}; rebuild the index")
+
