@@ -148,6 +148,13 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="delete documents from an index")
     p.add_argument("doc_ids", nargs="+", metavar="ID")
     p.add_argument("--index", required=True, metavar="DIR")
+
+    from hybridctx.serve.commands import add_mcp_arguments, add_serve_arguments
+
+    add_serve_arguments(sub.add_parser("serve", help="an OpenAI-compatible gateway that routes each question "
+                                                     "to full context or retrieval (needs hybridctx[serve])"))
+    add_mcp_arguments(sub.add_parser("mcp", help="an MCP server with retrieve, route, list_documents and "
+                                                 "read_span tools (needs hybridctx[serve])"))
     return parser
 
 
@@ -490,6 +497,18 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from hybridctx.serve.commands import run_serve
+
+    return run_serve(args)
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from hybridctx.serve.commands import run_mcp
+
+    return run_mcp(args)
+
+
 _COMMANDS = {
     "index": _cmd_index,
     "retrieve": _cmd_retrieve,
@@ -499,6 +518,8 @@ _COMMANDS = {
     "info": _cmd_info,
     "train": _cmd_train,
     "delete": _cmd_delete,
+    "serve": _cmd_serve,
+    "mcp": _cmd_mcp,
 }
 
 
