@@ -265,9 +265,10 @@ def run_turn(hc: Any, index: str, turn: Any, upstream: Upstream, settings: TurnS
     max_tokens = min(turn.max_tokens or settings.max_tokens, settings.max_tokens_cap)
     around = sum(counter.count(m["content"]) + _PER_MESSAGE_TOKENS for m in turn.history)
     around += counter.count(turn.system) if turn.system else 0
-    base = settings.limits
-    limits = merge_limits(base, turn.options.limits, answer_tokens=max_tokens,
-                          prompt_tokens=(base.prompt_tokens if base is not None else 256) + around)
+    from hybridctx.router import RouteLimits
+
+    base = settings.limits or RouteLimits()
+    limits = merge_limits(base, turn.options.limits, answer_tokens=max_tokens, prompt_tokens=base.prompt_tokens + around)
     budget = check_budget(turn.options.budget, "hybridctx.budget") if turn.options.budget is not None else None
     deadline = min(settings.timeout_s, turn.options.timeout_s or math.inf)
     chat = ChatUpstream(upstream.client(window=model.window, deadline_s=deadline, extra_body=turn.passed_on),

@@ -115,6 +115,25 @@ def test_held_stream_shows_a_refusal_that_stays_the_answer() -> None:
     assert shown == ["The context does not mention it."]
 
 
+def test_held_stream_separates_an_answer_replaced_after_it_was_shown() -> None:
+    shown: list[str] = []
+    held = HeldStream(shown.append)
+    held.feed("The gate is old. ")  # shown at once: not a refusal
+    held.feed("I cannot answer from the given context.")  # the exact sentence later makes ask escalate
+    held.escalate({"mode": "full"})
+    held.feed("It is blue [1].")
+    assert "".join(shown) == "The gate is old. I cannot answer from the given context.\n\nIt is blue [1]."
+
+
+def test_held_stream_holds_a_first_piece_that_holds_the_refusal_sentence() -> None:
+    shown: list[str] = []
+    held = HeldStream(shown.append)
+    held.feed("The gate is old. I cannot answer from the given context.")
+    held.escalate({"mode": "full"})
+    held.feed("It is blue [1].")
+    assert shown == ["It is blue [1]."]
+
+
 def test_held_stream_holds_at_most_hold_chars() -> None:
     shown: list[str] = []
     held = HeldStream(shown.append, hold_chars=10)
