@@ -60,10 +60,10 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--context", default=None, choices=["window", "isolated", "mix"],
                    help="read sentences in context (window), alone, or both mixed")
     p.add_argument("--window", type=int, default=None, metavar="N",
-                   help="pooled encoders: tokens of context each landmark vector reads, ending at it (default 256)")
+                   help="pooled encoders: tokens of context each landmark vector reads, ending at it (default 128)")
     p.add_argument("--stride", type=int, default=None, metavar="N",
                    help="pooled encoders: tokens between computed windows; cost is about window/stride times "
-                        "the corpus (default 64)")
+                        "the corpus (default 128)")
     p.add_argument("--max-usd", type=float, default=None, metavar="X",
                    help="refuse to start when embedding through a paid API would cost more than X dollars")
     p.add_argument("--usd-per-mtok", type=float, default=None, metavar="X",
@@ -75,6 +75,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="encode on a Ray cluster at ADDRESS (auto, ray://host:10001), or on a local one "
                         "when ADDRESS is left out; one index is still written here (needs hybridctx[ray])")
+    p.add_argument("--wait", type=_seconds, default=None, metavar="SECONDS",
+                   help="while another process writes this index, wait at most SECONDS "
+                        "(default: as long as it takes; 0: fail at once)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files or lines with a warning")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -82,6 +85,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("retrieve", help="retrieve and pack spans for a query within a token budget")
     p.add_argument("query", nargs="?", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
+                        "manifest's (needed for a local store this user's hybridctx did not write)")
     p.add_argument("--budget", required=True, type=arg_type(check_budget), metavar="N",
                    help=f"token budget of the packed context (1 to {MAX_BUDGET:,})")
     p.add_argument("--tokenizer", default="cl100k_base", metavar="NAME",
@@ -95,6 +101,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("route", help="decide full context or retrieval for a query, with cost estimates")
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
+                        "manifest's (needed for a local store this user's hybridctx did not write)")
     p.add_argument("--profile", default="smollm2-135m-cpu", metavar="NAME", help="model profile (see --profiles)")
     p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
     p.add_argument("--max-usd", type=arg_type(check_limit, unit="dollars"), default=None, metavar="X",
@@ -113,6 +122,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question: route, retrieve or send everything, generate, cite")
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
+                        "manifest's (needed for a local store this user's hybridctx did not write)")
     p.add_argument("--llm", default="local", metavar="local|URL",
                    help="'local' (SmolLM2 on this machine) or an OpenAI-compatible base URL")
     p.add_argument("--model", default=None, metavar="NAME", help="model name at the URL, or a local model directory")
@@ -148,6 +160,12 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="delete documents from an index")
     p.add_argument("doc_ids", nargs="+", metavar="ID")
     p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--wait", type=_seconds, default=None, metavar="SECONDS",
+                   help="while another process writes this index, wait at most SECONDS "
+                        "(default: as long as it takes; 0: fail at once)")
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
+                        "manifest's (needed for a local store this user's hybridctx did not write)")
 
     from hybridctx.serve.commands import add_mcp_arguments, add_serve_arguments
 
@@ -202,6 +220,17 @@ def _one_line(message: object) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, not {text!r}")
+    return value
+
+
 def _is_user_error(exc: HybridCtxError) -> bool:
     from hybridctx.errors import IndexStoreError
 
@@ -237,7 +266,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         encoder = _pooled_preflight(args, encoder)  # type: ignore[assignment]
     report = HybridContext.build(
         args.paths, args.index, encoder=encoder, kind=args.kind, skip_bad=args.skip_bad,
-        store=args.store, store_url=args.store_url,
+        store=args.store, store_url=args.store_url, wait_s=args.wait,
         show_progress=False if args.no_progress else None,
     )
     if args.ray is not None:  # after an error, Ray's own exit hook stops what it started
@@ -300,7 +329,7 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     items = _queries(args)
     check_texts(args.doc_ids or [], "--doc-id")
     get_counter(args.tokenizer)  # cached: retrieval reuses it
-    hc = HybridContext.open(args.index)
+    hc = HybridContext.open(args.index, store_url=args.store_url)
     for item in items:
         packed = hc.retrieve(
             item["query"], budget=args.budget, tokenizer=args.tokenizer,
@@ -367,7 +396,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
               "min_budget": args.min_budget, "max_budget": args.max_budget}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
     get_profile(args.profile, args.profiles)  # an unknown profile fails before the index loads
-    hc = HybridContext.open(args.index)
+    hc = HybridContext.open(args.index, store_url=args.store_url)
     decision = hc.route(args.query, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
                         budget=args.budget, profiles_file=args.profiles)
     if args.json:
@@ -390,9 +419,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     # Every argument is checked before the index, the encoder or a model loads.
     check_question(args.query, budget=args.budget, max_tokens=args.max_tokens, deadline_s=args.timeout,
                    max_usd=args.max_usd, max_latency_s=args.max_latency_s)
+    check_texts([args.model or ""], "--model")
+    check_texts(args.doc_ids or [], "--doc-id")
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "answer_tokens": args.max_tokens}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
-    hc = HybridContext.open(args.index)
+    hc = HybridContext.open(args.index, store_url=args.store_url)
     options = {"api_key_env": args.api_key_env, "deadline_s": args.timeout} if args.llm != "local" else {}
     llm = load_llm(args.llm, model=args.model, **options)
     # Nothing reaches stdout before the answer does: "Answer: " comes with its first piece.
@@ -492,7 +523,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     from hybridctx.facade import HybridContext
 
     check_texts(args.doc_ids, "ID")
-    removed = HybridContext.delete(args.index, args.doc_ids)
+    removed = HybridContext.delete(args.index, args.doc_ids, wait_s=args.wait, store_url=args.store_url)
     print(f"deleted {removed} document(s) from {args.index}")
     return 0
 
