@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
@@ -196,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hybridctx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if _stdout_closed():  # `hybridctx ... | head`, `| grep -q`: the reader has what it wanted
+            return 0
+        print(f"hybridctx {args.verb}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except OSError as exc:  # disk full, permissions: the user's environment, not a bug
         print(f"hybridctx {args.verb}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -204,6 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hybridctx {args.verb}: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(run with -vv for the traceback)", file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> bool:
+    """True when the process reading our stdout has gone (a pipe's write end then polls as an
+    error); stdout is pointed at /dev/null so the interpreter's final flush stays quiet."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a real file
+        return False
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return gone
 
 
 class _Parser(argparse.ArgumentParser):

@@ -316,3 +316,18 @@ def test_document_errors_are_documenterrors(tmp_path) -> None:
     with pytest.raises(DocumentError) as info:
         list(load_documents(path))
     assert info.value.line == 2 and info.value.path == str(path)
+
+
+# --------------------------------------------------------------------------- a reader that leaves early
+
+
+def test_a_reader_that_closes_the_pipe_is_not_an_error(index_dir):
+    """`hybridctx info ... | grep -q x` closes the pipe at the first match; that must not print
+    "Broken pipe" or fail the pipeline (it failed CI's wheel smoke test once)."""
+    cli = "import sys; from hybridctx.cli import main; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", cli, "info", "--index", str(index_dir), "--docs", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has written a byte: its first write meets a closed pipe
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"Broken pipe" not in err and b"error" not in err, err
