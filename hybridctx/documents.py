@@ -254,13 +254,15 @@ def _read_path(path: Path, doc_id: str) -> Iterator[Document | DocumentError]:
         if suffix in _TEXT_SUFFIXES:
             yield Document(doc_id=doc_id, text=_decode_text(path, data), source=str(path))
         elif suffix in _HTML_SUFFIXES:
-            title, text = _html_to_text(_decode_text(path, data))
+            title, text, headings = _html_to_text(_decode_text(path, data))
             if not text.strip():
                 raise DocumentError(str(path), "HTML file has no visible text")
-            yield Document(doc_id=doc_id, text=text, title=title, source=str(path))
+            metadata = {"headings": headings} if headings else {}
+            yield Document(doc_id=doc_id, text=text, title=title, metadata=metadata, source=str(path))
         else:
-            text, pages = _pdf_to_text(path, data)
-            yield Document(doc_id=doc_id, text=text, metadata={"pages": pages}, source=str(path))
+            text, page_starts = _pdf_to_text(path, data)
+            yield Document(doc_id=doc_id, text=text, metadata={"pages": len(page_starts), "page_starts": page_starts},
+                           source=str(path))
     except DocumentError as err:
         yield err
 
@@ -509,6 +511,7 @@ _LINE_TAGS = frozenset(
     {"br", "div", "li", "tr", "dt", "dd", "caption", "figcaption", "summary", "option", "body"}
 )
 _CELL_TAGS = frozenset({"td", "th"})
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's own whitespace; &nbsp; survives
 
 
@@ -531,6 +534,8 @@ class _VisibleText(HTMLParser):
         self._space = False  # a space owed before the next text (between cells)
         self._at_line_start = True
         self._last_pre = False  # whether the last part came from inside <pre>
+        self.headings: list[list[int]] = []  # [start, end, level] of each <h1>-<h6> in the text
+        self._heading: list[int] | None = None  # [start or -1, level] of the open heading
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
@@ -541,6 +546,8 @@ class _VisibleText(HTMLParser):
             self._break(tag)
             if tag == "pre":
                 self._pre += 1
+            elif tag in _HEADING_TAGS and not self._hidden:
+                self._heading = [-1, int(tag[1])]
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # A self-closed element (<br/>, <script/>) has no content to hide.
@@ -555,6 +562,10 @@ class _VisibleText(HTMLParser):
         elif tag != "br":
             if tag == "pre":
                 self._pre = max(0, self._pre - 1)
+            elif tag in _HEADING_TAGS and self._heading is not None:
+                if self._heading[0] >= 0:
+                    self.headings.append([self._heading[0], sum(len(p) for p in self.parts), self._heading[1]])
+                self._heading = None
             self._break(tag)
 
     def handle_data(self, data: str) -> None:
@@ -574,6 +585,8 @@ class _VisibleText(HTMLParser):
             self.parts.append("\n" * self._newlines)
         elif self.parts and self._space:
             self.parts.append(" ")
+        if self._heading is not None and self._heading[0] < 0:
+            self._heading[0] = sum(len(p) for p in self.parts)
         self.parts.append(data)
         self._newlines = 0
         self._space = False
@@ -604,20 +617,22 @@ class _VisibleText(HTMLParser):
             self.parts[-1] = self.parts[-1].rstrip(" ")
 
 
-def _html_to_text(html: str) -> tuple[str | None, str]:
-    """Return ``(title or None, visible text)`` of an HTML page."""
+def _html_to_text(html: str) -> tuple[str | None, str, list[list[int]]]:
+    """Return ``(title or None, visible text, [[start, end, level], ...] of its headings)``."""
     parser = _VisibleText()
     parser.feed(html)
     parser.close()
     title = _HTML_SPACE.sub(" ", "".join(parser.title_parts)).strip() or None
-    return title, parser.get_text()
+    text = parser.get_text()
+    headings = [[s, min(e, len(text)), level] for s, e, level in parser.headings if s < min(e, len(text))]
+    return title, text, headings
 
 
 # --------------------------------------------------------------------------- PDF
 
 
-def _pdf_to_text(path: Path, data: bytes) -> tuple[str, int]:
-    """Return ``(text of all pages joined by a blank line, page count)``."""
+def _pdf_to_text(path: Path, data: bytes) -> tuple[str, list[int]]:
+    """Return ``(text of all pages joined by a blank line, offset where each page starts)``."""
     try:
         import pypdf
         from pypdf.errors import PyPdfError
@@ -636,4 +651,8 @@ def _pdf_to_text(path: Path, data: bytes) -> tuple[str, int]:
         raise DocumentError(
             str(path), "PDF has no extractable text (a scanned PDF needs OCR first)"
         )
-    return text, len(pages)
+    starts, offset = [], 0
+    for page in pages:
+        starts.append(offset)
+        offset += len(page) + 2
+    return text, starts

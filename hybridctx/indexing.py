@@ -111,6 +111,10 @@ def index_documents(
         # Planning reads only this document's stored hash (one indexed query).
         plan = store.documents_to_update([(doc.doc_id, doc.content_hash)])
         if doc.doc_id in plan.unchanged:
+            # An index written before structure was stored gets it on its next update.
+            ensure = getattr(store, "ensure_structure", None)
+            if ensure is not None:
+                ensure(doc.doc_id)
             unchanged.append(doc.doc_id)
             bar.update(1)
             continue

@@ -36,6 +36,7 @@ from hybridctx.indexers.persistence import check_encoder, read_manifest, write_i
 from hybridctx.indexers.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
 from hybridctx.indexers.workdirs import work_beside
+from hybridctx.structure import DocumentStructure
 
 __all__ = ["LandmarkStore", "UpdatePlan"]
 
@@ -257,6 +258,20 @@ class LandmarkStore:
 
     def document(self, doc_id: str) -> Document:
         return self._tables.document(doc_id)
+
+    def structure(self, doc_id: str) -> DocumentStructure:
+        """Headings, turns and pages of a document (:mod:`hybridctx.structure`): stored, or
+        computed from its text for an index written before structure was stored."""
+        return self._tables.structure(doc_id)
+
+    def header_paths(self, doc_id: str) -> list[tuple[str, ...]]:
+        """The header path of each landmark of ``doc_id``, by ordinal
+        (``("Contract", "12. GOVERNING LAW")``, ``("Session 3 (8 May, 2023)", "Caroline")``)."""
+        return self.structure(doc_id).paths(self._tables.landmarks_of(doc_id).starts.tolist())
+
+    def ensure_structure(self, doc_id: str) -> bool:
+        """Stores the structure of a document that has none yet; whether it wrote one."""
+        return self._tables.ensure_structure(doc_id)
 
     def landmarks_of(self, doc_id: str) -> LandmarkArrays:
         """All landmarks of a document, by ordinal."""

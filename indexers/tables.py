@@ -14,6 +14,11 @@ Schema::
     landmarks(row INTEGER PRIMARY KEY, doc_id, ordinal, start, "end",
               paragraph, tokens)          -- index on (doc_id, ordinal)
     meta(key TEXT PRIMARY KEY, value)    -- next_row, schema
+    structure(doc_id TEXT PRIMARY KEY, data JSON)  -- headings, turns, pages
+                                         -- (hybridctx.structure); absent in
+                                         -- indexes written before it: computed
+                                         -- from the text when asked, stored on
+                                         -- the next update
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import IndexCorruptError, InputError
+from hybridctx.structure import DocumentStructure, extract_structure, structure_from_json
 
 __all__ = ["DocumentTables", "LandmarkArrays"]
 
@@ -46,7 +52,8 @@ CREATE TABLE IF NOT EXISTS landmarks (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, paragraph INTEGER NOT NULL,
     tokens INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS landmarks_doc ON landmarks (doc_id, ordinal);
-"""
+""" + "CREATE TABLE IF NOT EXISTS structure (doc_id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+_STRUCTURE_SCHEMA = "CREATE TABLE IF NOT EXISTS structure (doc_id TEXT PRIMARY KEY, data TEXT NOT NULL);"
 _COLS = 'row, doc_id, ordinal, start, "end", paragraph, tokens'
 _TEMPORARY = ""  # SQLite: a private on-disk database, deleted on close
 
@@ -146,6 +153,7 @@ class DocumentTables:
     def __init__(self, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self._conn = conn
         self._read_only = read_only
+        self._has_structure_table: bool | None = None
 
     @classmethod
     def create(cls, path: str | os.PathLike[str] | None = None) -> DocumentTables:
@@ -265,7 +273,26 @@ class DocumentTables:
                  for r, lm, c in zip(rows, landmarks, counts)],
             )
             conn.execute("UPDATE meta SET value = ? WHERE key = 'next_row'", (str(first + len(landmarks)),))
+            self._store_structure(conn, doc)
         return rows
+
+    def _store_structure(self, conn: sqlite3.Connection, doc: Document) -> None:
+        """Writes the document's structure (inside the caller's transaction)."""
+        data = extract_structure(doc.text, title=doc.title, metadata=doc.metadata).to_json()
+        conn.execute(_STRUCTURE_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO structure VALUES (?, ?)", (doc.doc_id, data))
+        self._has_structure_table = True
+
+    def ensure_structure(self, doc_id: str) -> bool:
+        """Computes and stores the structure of a stored document that has none (an
+        index written before structure was stored). Returns whether it wrote one."""
+        if not self.has_document(doc_id) or self._structure_json(doc_id) is not None:
+            return False
+        doc = self.document(doc_id)
+        conn = self._writable()
+        with conn:
+            self._store_structure(conn, doc)
+        return True
 
     def delete_document(self, doc_id: str) -> np.ndarray:
         """Deletes a document and its landmarks; returns their ``(n,) int64`` rows (empty if absent)."""
@@ -276,6 +303,8 @@ class DocumentTables:
         with conn:
             conn.execute("DELETE FROM landmarks WHERE doc_id = ?", (doc_id,))
             conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            if self._structure_table():
+                conn.execute("DELETE FROM structure WHERE doc_id = ?", (doc_id,))
         return rows
 
     # -- reads ----------------------------------------------------------
@@ -302,6 +331,40 @@ class DocumentTables:
         if row is None:
             raise InputError(f"no document {doc_id!r} in the index")
         return Document(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    def _structure_table(self) -> bool:
+        known = self._has_structure_table
+        if known is None:
+            known = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'structure'").fetchone() is not None
+            self._has_structure_table = known
+        return known
+
+    def _structure_json(self, doc_id: str) -> str | None:
+        if not self._structure_table():
+            return None
+        row = self._conn.execute("SELECT data FROM structure WHERE doc_id = ?", (doc_id,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def structure(self, doc_id: str) -> DocumentStructure:
+        """The document's structure: as stored, or computed from its text when the index
+        has none for it (written before structure was stored, or unreadable).
+
+        Raises:
+            InputError: no such document.
+        """
+        doc = self.document(doc_id)
+        data = self._structure_json(doc_id)
+        found = structure_from_json(data, doc.text) if data is not None else None
+        if found is None:
+            if data is not None:
+                logger.warning("stored structure of %r is unreadable; computing it from the text", doc_id)
+            found = extract_structure(doc.text, title=doc.title, metadata=doc.metadata)
+        return found
+
+    def has_structure(self, doc_id: str) -> bool:
+        """Whether the structure of ``doc_id`` is stored (not only computable)."""
+        return self._structure_json(doc_id) is not None
 
     def landmarks_of(self, doc_id: str) -> LandmarkArrays:
         """All landmarks of a document, by ordinal."""
