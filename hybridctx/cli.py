@@ -156,6 +156,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe an index")
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--docs", action="store_true", help="list the documents: id, title, characters, landmarks")
+    p.add_argument("--structure", action="store_true",
+                   help="with --docs: each document's outline too (headings with offsets, turns, speakers, dates, "
+                        "pages)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("delete", help="delete documents from an index")
@@ -511,9 +514,12 @@ def _print_documents(args: argparse.Namespace) -> int:
     tables = DocumentTables.open(Path(args.index) / TABLES_FILE)
     try:
         docs = tables.summaries()
+        outlines = {d["doc_id"]: tables.structure(d["doc_id"]) for d in docs} if args.structure else {}
     finally:
         tables.close()
     if args.json:
+        if outlines:
+            docs = [dict(d, structure=_outline_json(outlines[d["doc_id"]])) for d in docs]
         print(json.dumps({"index": str(args.index), "documents": docs}, ensure_ascii=False, indent=2))
         return 0
     shown = [(_cell(d["doc_id"]), f"{d['chars']:,}", f"{d['landmarks']:,}", _cell(d["title"] or "")) for d in docs]
@@ -522,7 +528,32 @@ def _print_documents(args: argparse.Namespace) -> int:
     for doc_id, chars, landmarks, title in shown:
         print(f"{doc_id:<{widths[0]}}  {chars:>{widths[1]}}  {landmarks:>{widths[2]}}  {title}".rstrip())
     print(f"{len(docs):,} document(s)")
+    for doc_id, outline in outlines.items():
+        _print_outline(doc_id, outline)
     return 0
+
+
+def _outline_json(outline: Any) -> dict[str, Any]:
+    """``info --docs --structure --json``: counts, and every heading with its span."""
+    return dict(outline.summary(), outline=[
+        {"start": h.start, "end": h.end, "level": h.level, "kind": h.kind, "label": h.label, "date": h.date}
+        for h in outline.headings])
+
+
+def _print_outline(doc_id: str, outline: Any) -> None:
+    """``info --docs --structure``: a document's headings, indented by level, with offsets."""
+    info = outline.summary()
+    counts = [f"{info['headings']} heading(s)", f"{info['turns']} turn(s)"]
+    if info["speakers"]:
+        counts.append("speakers " + ", ".join(info["speakers"][:8]) + (" ..." if len(info["speakers"]) > 8 else ""))
+    if info["dates"]:
+        counts.append(f"dates {info['dates'][0]} .. {info['dates'][1]}")
+    if info["pages"]:
+        counts.append(f"{info['pages']} page(s)")
+    print(f"\n{_cell(doc_id)}: {'; '.join(counts)}")
+    for h in outline.headings:
+        date = f"  ({h.date})" if h.date else ""
+        print(f"  {'  ' * h.level}[{h.start}:{h.end}] {_cell(' '.join(h.label.split()))}{date}")
 
 
 def _cell(text: str) -> str:
