@@ -413,7 +413,7 @@ def test_unreadable_stored_structure_is_recomputed(tmp_path) -> None:
     tables.close()
 
 
-def test_old_index_loads_and_gets_structure_on_reindex(tmp_path, encoder) -> None:
+def test_old_index_loads_and_gets_structure_on_reindex(tmp_path, encoder, capsys) -> None:
     from hybridctx.indexers import LandmarkStore
     from hybridctx.indexers.landmark_store import TABLES_FILE
     from hybridctx.indexing import build_index
@@ -439,11 +439,31 @@ def test_old_index_loads_and_gets_structure_on_reindex(tmp_path, encoder) -> Non
     store = LandmarkStore.load(index, expected_encoder=dict(encoder.identity))
     assert store.header_paths(doc_id) == paths  # computed, never a crash
     store.close()
+    _check_info_outline(index, capsys)
     report = build_index([src], index, encoder=encoder, show_progress=False)
     assert report.unchanged == (doc_id,)
     store = LandmarkStore.load(index, expected_encoder=dict(encoder.identity))
     assert store._tables.has_structure(doc_id)
     store.close()
+
+
+def _check_info_outline(index, capsys) -> None:
+    """``hybridctx info --docs --structure``: the outline with offsets, as text and as JSON."""
+    import json
+
+    from hybridctx.cli import main
+
+    capsys.readouterr()
+    assert main(["info", "--index", str(index), "--docs", "--structure"]) == 0
+    out = capsys.readouterr().out
+    start = MARKDOWN.index("Plumage")
+    assert f"[{start}:{start + len('Plumage')}] Plumage" in out and "4 heading(s); 0 turn(s)" in out
+    assert main(["info", "--index", str(index), "--docs", "--structure", "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["documents"]
+    outline = doc["structure"]["outline"]
+    assert [(h["level"], h["label"]) for h in outline] == [(0, "Field Guide to Garden Birds"), (2, "Finches"),
+                                                           (3, "Plumage"), (2, "Thrushes")]
+    assert all(MARKDOWN[h["start"]:h["end"]] == h["label"] for h in outline)
 
 
 def _reseal(index) -> None:
