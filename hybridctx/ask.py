@@ -107,7 +107,10 @@ def full_context(hc: Any, tokenizer: str, doc_ids: Sequence[str] | None) -> Pack
     from hybridctx.tokens import get_counter
 
     counter = get_counter(tokenizer)
-    ids = list(doc_ids) if doc_ids else hc.store.doc_ids()
+    ids = hc.store.doc_ids()
+    if doc_ids:  # in the index's order, whatever order they were named in: one scope, one cacheable prefix
+        place = {d: i for i, d in enumerate(ids)}
+        ids = sorted(dict.fromkeys(doc_ids), key=lambda d: place.get(d, len(place)))
     spans = []
     for doc_id in ids:
         text = hc.store.text(doc_id)
@@ -130,6 +133,9 @@ def answer_question(
     profiles_file: str | None = None,
     deadline_s: float | None = None,
     on_escalate: Callable[[dict[str, Any]], None] | None = None,
+    expected_questions: int = 1,
+    session: bool = True,
+    session_salt: str = "",
 ) -> Answer:
     """Route, gather context, generate, and escalate once if the answer gives up.
 
@@ -153,6 +159,11 @@ def answer_question(
             is checked between calls.
         on_escalate: called with the escalation step (``to_json``) before the
             second generation, e.g. to tell a reader of the stream.
+        expected_questions: questions expected on this scope within the
+            profile's cache TTL (see ``HybridContext.route``).
+        session: consult the index's session ledger and, after a full-context
+            answer, record the send in it (a later question is priced warm).
+        session_salt: the rest of the cached prefix (a chat's system prompt).
 
     Raises:
         InputError, ConfigError: see ``check_question``.
@@ -170,10 +181,13 @@ def answer_question(
     started = time.perf_counter()
     model = get_profile(profile, profiles_file)
     limits = limits or RouteLimits(answer_tokens=max_tokens)
+    session_options = ({} if expected_questions == 1 and session and not session_salt else
+                       {"expected_questions": expected_questions, "session": session, "session_salt": session_salt})
     decision = hc.route(query, profile=profile, limits=limits, doc_ids=doc_ids, budget=budget,
-                        profiles_file=profiles_file)
+                        profiles_file=profiles_file, **session_options)
     timings["route"] = _ms(started)
     tokenizer = _tokenizer_name(model)
+    full_tokens = decision.estimates["full"].input_tokens - limits.prompt_tokens
 
     def run(mode: str, this_budget: int) -> tuple[PackedContext, Any]:
         t = time.perf_counter()
@@ -193,12 +207,13 @@ def answer_question(
         completion = llm.generate(build_messages(query, packed, mode=mode), max_tokens=max_tokens,
                                   stream=on_token is not None, on_token=on_token, **extra)
         timings[f"generate_{mode}"] = _ms(t)
+        if mode == "full" and session and hasattr(hc, "record_full_send"):
+            hc.record_full_send(model.name, doc_ids, full_tokens, salt=session_salt)
         return packed, completion
 
     packed, completion = run(decision.mode, decision.budget)
     escalation = None
     if decision.mode == "retrieval" and says_unanswerable(completion.text):
-        full_tokens = decision.estimates["full"].input_tokens - limits.prompt_tokens
         step = Router(model, limits).escalate(decision, full_tokens)
         if step is not None:
             logger.info("escalating after an unanswerable retrieval answer: %s", step.reason)

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from hybridctx.cli_checks import MAX_BUDGET, arg_type, check_budget, check_limit, check_query, check_texts
+from hybridctx.cli_checks import (MAX_BUDGET, arg_type, check_budget, check_limit, check_query, check_questions,
+                                  check_texts)
 from hybridctx.errors import HybridCtxError, InputError
 
 __all__ = ["build_parser", "main"]
@@ -118,6 +119,11 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--min-budget", type=arg_type(check_budget), default=None, metavar="N")
     p.add_argument("--max-budget", type=arg_type(check_budget), default=None, metavar="N")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
+    p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
+                   help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
+                        "included: full context's cache write is amortised over them (default 1)")
+    p.add_argument("--no-session", dest="session", action="store_false",
+                   help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ask", help="answer a question: route, retrieve or send everything, generate, cite")
@@ -140,6 +146,11 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
                    help="most seconds the LLM may take in all: every request, retry and wait, the escalation "
                         "included; a server that stalls or trickles is cut off there (default 600)")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
+    p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
+                   help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
+                        "included: full context's cache write is amortised over them (default 1)")
+    p.add_argument("--no-session", dest="session", action="store_false",
+                   help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm) and do not record this question's full-context send in it")
     p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
 
     p = sub.add_parser("eval", help="measure retrieval and routing: niah, qa, route (see 'hybridctx eval WHAT -h')")
@@ -424,14 +435,16 @@ def _cmd_route(args: argparse.Namespace) -> int:
     get_profile(args.profile, args.profiles)  # an unknown profile fails before the index loads
     hc = HybridContext.open(args.index, store_url=args.store_url)
     decision = hc.route(args.query, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
-                        budget=args.budget, profiles_file=args.profiles)
+                        budget=args.budget, profiles_file=args.profiles,
+                        expected_questions=args.expected_questions, session=args.session)
     if args.json:
         print(json.dumps(decision.to_json(), ensure_ascii=False))
     else:
         print(f"{decision.mode}: {decision.reason}")
-        for mode, est in decision.estimates.items():
-            e = est.to_json()
-            print(f"  {mode:9} {e['tokens']:>10,} tokens  ${e['usd']:.4f}  {e['latency_s']:.2f} s  {e['kv_gib']:.3f} GiB KV")
+        for mode, e in decision.to_json()["estimates"].items():
+            print(f"  {mode:9} {e['tokens']:>10,} tokens  ${e['usd']:.4f}  {e['latency_s']:.2f} s  {e['kv_gib']:.3f} GiB KV"
+                  + (f"  ({e['applies']}; cold ${e['cold']['usd']:.4f}, warm ${e['warm']['usd']:.4f})"
+                     if mode == "full" and e["cold"] != e["warm"] else ""))
     return 0
 
 
@@ -468,7 +481,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         answer = answer_question(hc, args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
                                  budget=args.budget, max_tokens=args.max_tokens,
                                  on_token=None if args.json else stream, profiles_file=args.profiles,
-                                 deadline_s=args.timeout, on_escalate=None if args.json else escalate)
+                                 deadline_s=args.timeout, on_escalate=None if args.json else escalate,
+                                 expected_questions=args.expected_questions, session=args.session)
     except LLMError as exc:  # the server's fault or the deadline, not a bug: one line, exit 2
         if shown["pieces"]:
             print(" [answer incomplete]", flush=True)

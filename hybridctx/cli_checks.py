@@ -77,6 +77,21 @@ def check_limit(value: Any, flag: str = "", unit: str = "units") -> float:
     return number
 
 
+def check_questions(value: Any, flag: str = "--expected-questions") -> int:
+    """A count of questions: a whole number from 1 to a million.
+
+    Raises:
+        InputError: not a whole number, below 1 or above 1,000,000.
+    """
+    text = str(value).strip()
+    if isinstance(value, bool) or not (isinstance(value, int) or text.isdigit()):
+        raise InputError(f"{_named(flag)}{_shown(value)} is not a whole number of questions")
+    number = int(text)
+    if not 1 <= number <= 1_000_000:
+        raise InputError(f"{_named(flag)}{number} is not a number of questions: give 1 to 1,000,000")
+    return number
+
+
 def check_query(value: Any, what: str = "QUERY") -> str:
     """A query with some text in it (all-whitespace queries are refused).
 

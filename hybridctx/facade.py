@@ -150,8 +150,22 @@ class HybridContext:
         doc_ids: Sequence[str] | None = None,
         budget: int | None = None,
         profiles_file: str | Path | None = None,
+        expected_questions: int = 1,
+        session: bool = True,
+        session_salt: str = "",
     ) -> Any:
         """Decide full context or retrieval for ``query`` under a model profile.
+
+        Args:
+            expected_questions: questions the caller expects on this scope
+                within the profile's cache TTL, this one included (the cache
+                write of a cold scope is amortised over them).
+            session: consult the session ledger beside the index
+                (:mod:`hybridctx.session_ledger`): a scope whose full context
+                was sent within the TTL is priced warm. Routing never writes it;
+                :meth:`record_full_send` does, once a full context was sent.
+            session_salt: whatever else sits in the cached prefix (a chat's
+                system prompt), so that a different prefix is not taken as warm.
 
         Returns:
             A :class:`~hybridctx.router.RouteDecision` with its estimates.
@@ -163,7 +177,31 @@ class HybridContext:
         if doc_ids:
             self.store.rows_for_documents(doc_ids)  # unknown ids fail with a clear error
         full = full_context_tokens(self.store, profile_counter(model), doc_ids)
-        return Router(model, limits).decide(query, full, budget)
+        warm = False
+        ledger = self.session_ledger(model.name) if session else None
+        if ledger is not None and model.caches_prefix:
+            warm = ledger.is_warm(self._scope(doc_ids), model.cache_ttl_s, tokens=full, salt=session_salt)
+        return Router(model, limits).decide(query, full, budget, warm=warm, expected_questions=expected_questions)
+
+    def session_ledger(self, profile: str) -> Any:
+        """The :class:`~hybridctx.session_ledger.SessionLedger` of this index for ``profile``
+        (``None`` for an index opened without a directory)."""
+        from hybridctx.session_ledger import SessionLedger
+
+        return None if self.path is None else SessionLedger(self.path, profile)
+
+    def record_full_send(self, profile: str, doc_ids: Sequence[str] | None, tokens: int, *, salt: str = "") -> bool:
+        """Note in the session ledger that the full context of this scope was just sent.
+
+        ``tokens`` is the scope's full-context size as :meth:`route` counts it
+        (``RouteDecision.estimates["full"]`` less the prompt), so the next route
+        matches it. Returns ``False`` when there is no ledger or it could not be written.
+        """
+        ledger = self.session_ledger(profile)
+        return False if ledger is None else ledger.record(self._scope(doc_ids), tokens, salt=salt)
+
+    def _scope(self, doc_ids: Sequence[str] | None) -> list[str]:
+        return list(dict.fromkeys(doc_ids)) if doc_ids else list(self.store.doc_ids())
 
     # -- retrieval -------------------------------------------------------
     def retrieve(
@@ -205,7 +243,7 @@ def _delete_locked(index_dir: str | Path, doc_ids: Sequence[str], store_url: str
 
 def full_context_tokens(store: Any, counter: Any, doc_ids: Sequence[str] | None = None) -> int:
     """Tokens of every document in scope, as the full-context mode would send them."""
-    ids = list(doc_ids) if doc_ids else store.doc_ids()
+    ids = list(dict.fromkeys(doc_ids)) if doc_ids else store.doc_ids()
     return sum(counter.count(store.text(doc_id)) for doc_id in ids)
 
 

@@ -81,6 +81,21 @@ class ModelProfile:
             (vLLM's ``gpu_memory_utilization``).
         overhead_gib: memory reserved besides weights and KV (activations,
             CUDA graphs).
+        usd_per_m_cached_input: price per million input tokens read from the
+            provider's prompt cache (a prefix sent before, within the TTL);
+            ``None``: the cache is not discounted (or there is none).
+        cache_write_multiplier: a cached prefix's first send costs this many
+            times ``usd_per_m_input`` (1 where writing is free, as at OpenAI
+            and Moonshot; 1.25 for Anthropic's 5-minute cache).
+        cache_ttl_s: seconds a prefix stays cached after its last use;
+            ``None``: no prompt caching is modelled (the default, so a user
+            profile without these keys prices every request cold).
+        cache_min_tokens: shortest prefix that is cached at all.
+        cache_granularity_tokens: cached prefixes are counted in whole blocks
+            of this many tokens (OpenAI 128; vLLM's KV block, 16).
+        cache_skips_prefill: the server skips the prefill of a cached prefix
+            (vLLM/SGLang automatic prefix caching), so it saves time (and GPU
+            dollars) as well as price; ``False``: only the price is discounted.
         notes: free text: sources, dates, caveats.
     """
 
@@ -112,6 +127,12 @@ class ModelProfile:
     gpu_memory_gib: float | None = None
     memory_utilization: float = 0.9
     overhead_gib: float = 0.0
+    usd_per_m_cached_input: float | None = None
+    cache_write_multiplier: float = 1.0
+    cache_ttl_s: float | None = None
+    cache_min_tokens: int = 0
+    cache_granularity_tokens: int = 1
+    cache_skips_prefill: bool = False
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -138,6 +159,7 @@ class ModelProfile:
                 raise ConfigError(f"{where}: {key} {getattr(self, key)} must be in (0, 1]")
         if self.kv_dtype_bytes <= 0 or self.weight_dtype_bytes <= 0:
             raise ConfigError(f"{where}: kv_dtype_bytes and weight_dtype_bytes must be positive")
+        self._check_cache(where)
 
         # Derived values are filled in here so that every reader sees one number.
         if self.kv_bytes_per_token is None and None not in (self.layers, self.kv_heads, self.head_dim):
@@ -161,6 +183,33 @@ class ModelProfile:
                 f"{where}: gpu_memory_gib is set but the KV-cache size is unknown; give "
                 "kv_bytes_per_token, or layers, kv_heads and head_dim"
             )
+
+    def _check_cache(self, where: str) -> None:
+        for key in ("usd_per_m_cached_input", "cache_ttl_s"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ConfigError(f"{where}: {key} {value} must be >= 0 (or left out for no prompt caching)")
+        if isinstance(self.cache_write_multiplier, bool) or self.cache_write_multiplier < 1.0:
+            raise ConfigError(f"{where}: cache_write_multiplier {self.cache_write_multiplier} must be at least 1")
+        for key in ("cache_min_tokens", "cache_granularity_tokens"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (key == "cache_granularity_tokens"):
+                raise ConfigError(f"{where}: {key} {value!r} must be a whole number of tokens"
+                                  f"{', at least 1' if key == 'cache_granularity_tokens' else ', >= 0'}")
+        if not isinstance(self.cache_skips_prefill, bool):
+            raise ConfigError(f"{where}: cache_skips_prefill {self.cache_skips_prefill!r} must be true or false")
+
+    @property
+    def caches_prefix(self) -> bool:
+        """Whether a repeated prefix is cheaper or faster: a TTL and a discount or a skipped prefill."""
+        return self.cache_ttl_s is not None and (
+            self.usd_per_m_cached_input is not None or self.cache_skips_prefill)
+
+    def cached_prefix(self, tokens: int) -> int:
+        """Tokens of a ``tokens``-long repeated prefix that the cache serves (0 when it serves none)."""
+        if not self.caches_prefix or tokens < max(1, self.cache_min_tokens):
+            return 0
+        return tokens // self.cache_granularity_tokens * self.cache_granularity_tokens
 
     @property
     def has_attention_shape(self) -> bool:

@@ -27,6 +27,24 @@ work, ``layers * n * hidden / params``, stretches it at long inputs. Decode
 reads the weights and the whole KV cache once per generated token, so it is
 bound by memory bandwidth. Retrieval's own search time (milliseconds) is not
 counted.
+
+Prompt caching (issue 14): of the ``n`` input tokens, ``c`` may be a prefix read
+from the provider's cache (``cached_tokens``) and ``w`` a prefix written to it
+(``cache_write_tokens``)::
+
+    usd_tokens = ((n - c - w) + w * cache_write_multiplier) * usd_per_m_input / 1e6
+                 + c * usd_per_m_cached_input / 1e6 + m * usd_per_m_output / 1e6
+    prefill_s  = prefill(n) - prefill(c)   when the profile skips a cached prefill
+                                           (vLLM/SGLang), else prefill(n)
+
+``prefill(n) - prefill(c)`` is exactly the work of tokens ``c..n``, each still
+attending to the cached prefix. Full context has a *cold* estimate (the first
+send: the prefix is written) and a *warm* one (a send within the TTL of the
+last: the prefix is read); the router uses the warm one when the scope is warm
+(:mod:`hybridctx.session_ledger`) and, when the user expects ``N`` questions on
+the scope within the TTL, the *amortised* one, ``(cold + (N - 1) * warm) / N``.
+A warm or amortised full context that costs at most ``cached_full_usd_ratio``
+times retrieval counts as cheap, like a small corpus.
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -43,11 +61,13 @@ from hybridctx.profiles import ModelProfile, get_profile
 from hybridctx.settings import reject_unknown_keys
 
 __all__ = [
+    "CacheApplies",
     "Estimate",
     "RouteDecision",
     "RouteLimits",
     "RouteMode",
     "Router",
+    "amortised",
     "detect_intent",
     "estimate",
 ]
@@ -55,6 +75,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RouteMode = Literal["full", "retrieval"]
+#: Which full-context estimate the router used: the first send, a warm prefix, or the mean over a session.
+CacheApplies = Literal["cold", "warm", "amortised"]
 _GIB = 2**30
 
 # Whole-corpus intent: the first matching label wins. Bare "all" or 比较
@@ -120,6 +142,9 @@ class Estimate:
         fits_memory: weights, overhead and KV cache fit the profile's memory.
         input_tokens: tokens sent (context, prompt and question).
         output_tokens: tokens generated.
+        cached_tokens: input tokens read from the prompt cache (a warm prefix).
+        cache_write_tokens: input tokens written to the prompt cache (a cold
+            prefix that later sends may read).
     """
 
     tokens: int
@@ -132,6 +157,8 @@ class Estimate:
     fits_memory: bool
     input_tokens: int
     output_tokens: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -152,6 +179,8 @@ class Estimate:
             "kv_gib": round(self.kv_gib, 4),
             "fits_window": self.fits_window,
             "fits_memory": self.fits_memory,
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
         }
 
     def _summary(self) -> str:
@@ -161,37 +190,44 @@ class Estimate:
         )
 
 
-def estimate(profile: ModelProfile, input_tokens: int, output_tokens: int) -> Estimate:
+def estimate(
+    profile: ModelProfile,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> Estimate:
     """Cost, latency and KV memory of one request (formulas in the module docstring).
 
     Args:
         profile: the model.
         input_tokens: ``n``, every token sent.
         output_tokens: ``m``, tokens generated.
+        cached_tokens: ``c``, the prefix of the input read from the prompt cache.
+        cache_write_tokens: ``w``, the prefix of the input written to the cache.
     """
-    if input_tokens < 0 or output_tokens < 0:
-        raise ConfigError(f"token counts must be >= 0, got input {input_tokens} and output {output_tokens}")
-    n, m = input_tokens, output_tokens
+    if min(input_tokens, output_tokens, cached_tokens, cache_write_tokens) < 0:
+        raise ConfigError(f"token counts must be >= 0, got input {input_tokens}, output {output_tokens}, "
+                          f"cached {cached_tokens} and cache writes {cache_write_tokens}")
+    if cached_tokens + cache_write_tokens > input_tokens:
+        raise ConfigError(f"cached ({cached_tokens}) and cache-write ({cache_write_tokens}) tokens exceed the "
+                          f"{input_tokens} input tokens")
+    n, m, c, w = input_tokens, output_tokens, cached_tokens, cache_write_tokens
     p = profile
-    if p.has_attention_shape:
-        linear_flops = 2.0 * p.params * n
-        attention_flops = 2.0 * p.layers * n * n * p.hidden_size
-    else:
-        linear_flops = attention_flops = 0.0
-    if p.prefill_tps is not None:
-        prefill_s = n / p.prefill_tps
-        if linear_flops:
-            prefill_s *= 1.0 + attention_flops / linear_flops
-    else:
-        prefill_s = (2.0 * p.params * n + attention_flops) / (p.peak_flops * p.flops_efficiency)
+    prefill_s = _prefill_s(p, n)
+    if c and p.cache_skips_prefill:
+        prefill_s = max(0.0, prefill_s - _prefill_s(p, c))
     kv_per_token = p.kv_bytes_per_token or 0
     if p.decode_tps is not None:
         decode_s = m / p.decode_tps
     else:
         bytes_per_step = p.weights_gib * _GIB + kv_per_token * n
         decode_s = m * bytes_per_step / (p.memory_bandwidth * p.bandwidth_efficiency)
+    cached_price = p.usd_per_m_input if p.usd_per_m_cached_input is None else p.usd_per_m_cached_input
     usd = (
-        n * p.usd_per_m_input / 1e6
+        (n - c - w + w * p.cache_write_multiplier) * p.usd_per_m_input / 1e6
+        + c * cached_price / 1e6
         + m * p.usd_per_m_output / 1e6
         + (prefill_s + decode_s) * p.usd_per_gpu_hour / 3600.0
     )
@@ -209,7 +245,37 @@ def estimate(profile: ModelProfile, input_tokens: int, output_tokens: int) -> Es
         fits_memory=usable is None or kv_gib <= usable,
         input_tokens=n,
         output_tokens=m,
+        cached_tokens=c,
+        cache_write_tokens=w,
     )
+
+
+def _prefill_s(p: ModelProfile, n: int) -> float:
+    """Seconds to prefill ``n`` tokens from nothing."""
+    if p.has_attention_shape:
+        linear_flops = 2.0 * p.params * n
+        attention_flops = 2.0 * p.layers * n * n * p.hidden_size
+    else:
+        linear_flops = attention_flops = 0.0
+    if p.prefill_tps is not None:
+        prefill_s = n / p.prefill_tps
+        if linear_flops:
+            prefill_s *= 1.0 + attention_flops / linear_flops
+        return prefill_s
+    return (2.0 * p.params * n + attention_flops) / (p.peak_flops * p.flops_efficiency)
+
+
+def amortised(cold: Estimate, warm: Estimate, questions: int) -> Estimate:
+    """The mean request of ``questions`` on one scope: the first cold, the rest warm."""
+    if questions <= 1:
+        return cold
+    k = questions - 1
+
+    def mean(a: float, b: float) -> float:
+        return (a + k * b) / questions
+
+    return replace(cold, usd=mean(cold.usd, warm.usd), latency_s=mean(cold.latency_s, warm.latency_s),
+                   prefill_s=mean(cold.prefill_s, warm.prefill_s), cached_tokens=warm.cached_tokens)
 
 
 @dataclass(frozen=True)
@@ -243,6 +309,10 @@ class RouteLimits:
             whenever it fits the limits, whatever the question.
         cheap_full_ratio: full context also counts as cheap when the corpus is
             at most this many times the retrieval budget.
+        cached_full_usd_ratio: full context also counts as cheap when its warm
+            or amortised estimate (a cached prefix, see the module docstring)
+            costs at most this many times retrieval's. Cold estimates never
+            use it, so a profile without prompt caching routes as before.
     """
 
     max_usd: float | None = None
@@ -257,6 +327,7 @@ class RouteLimits:
     prompt_tokens: int = 256
     prefer_full_under_tokens: int | None = None
     cheap_full_ratio: float = 2.0
+    cached_full_usd_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         for key in ("max_usd", "max_latency_s", "max_kv_gib"):
@@ -282,6 +353,8 @@ class RouteLimits:
             raise ConfigError(f"prefer_full_under_tokens {self.prefer_full_under_tokens} must be >= 0")
         if self.cheap_full_ratio < 1.0:
             raise ConfigError(f"cheap_full_ratio {self.cheap_full_ratio} must be at least 1")
+        if not self.cached_full_usd_ratio >= 0:
+            raise ConfigError(f"cached_full_usd_ratio {self.cached_full_usd_ratio} must be >= 0")
 
     @property
     def share_cap(self) -> int:
@@ -309,6 +382,14 @@ class RouteDecision:
         profile: name of the model profile.
         within_limits: ``False`` when no option met the limits and the
             cheapest was chosen anyway.
+        full_variants: full context's ``cold`` and ``warm`` estimates
+            (``estimates["full"]`` is the one that applies); empty when not given.
+        cache_applies: which full-context estimate applies: ``cold``,
+            ``warm`` (the scope's prefix is cached) or ``amortised`` (the mean
+            over ``expected_questions`` within the TTL).
+        expected_questions: questions the user expects on this scope within
+            the cache TTL, this one included.
+        scope_warm: whether the scope's prefix was sent within the TTL.
     """
 
     mode: RouteMode
@@ -318,6 +399,10 @@ class RouteDecision:
     intent: str | None
     profile: str
     within_limits: bool = True
+    full_variants: Mapping[str, Estimate] = field(default_factory=dict)
+    cache_applies: CacheApplies = "cold"
+    expected_questions: int = 1
+    scope_warm: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "retrieval"):
@@ -328,18 +413,26 @@ class RouteDecision:
             raise ConfigError(f"route budget {self.budget} must be >= 0")
 
     def to_json(self) -> dict[str, Any]:
-        """The ``route --json`` contract: mode, reason, budget, estimates (+ extra keys)."""
+        """The ``route --json`` contract: mode, reason, budget, estimates (+ extra keys).
+
+        Each estimate is the one that applies, with ``applies`` naming it and
+        its ``cold`` and ``warm`` variants beside it (retrieval's packed spans
+        change with each question, so its two are the same).
+        """
+        full, retrieval = self.estimates["full"].to_json(), self.estimates["retrieval"].to_json()
+        variants = self.full_variants or {"cold": self.estimates["full"], "warm": self.estimates["full"]}
+        full.update(applies=self.cache_applies, cold=variants["cold"].to_json(), warm=variants["warm"].to_json())
+        retrieval.update(applies="cold", cold=dict(retrieval), warm=dict(retrieval))
         return {
             "mode": self.mode,
             "reason": self.reason,
             "budget": self.budget,
-            "estimates": {
-                "full": self.estimates["full"].to_json(),
-                "retrieval": self.estimates["retrieval"].to_json(),
-            },
+            "estimates": {"full": full, "retrieval": retrieval},
             "intent": self.intent,
             "profile": self.profile,
             "within_limits": self.within_limits,
+            "cache": {"applies": self.cache_applies, "scope_warm": self.scope_warm,
+                      "expected_questions": self.expected_questions},
         }
 
 
@@ -372,15 +465,25 @@ class Router:
         lim = self.limits
         return estimate(self.profile, context_tokens + lim.prompt_tokens, lim.answer_tokens)
 
-    def decide(self, query: str, full_tokens: int, retrieval_budget: int | None = None) -> RouteDecision:
+    def decide(
+        self,
+        query: str,
+        full_tokens: int,
+        retrieval_budget: int | None = None,
+        *,
+        warm: bool = False,
+        expected_questions: int = 1,
+    ) -> RouteDecision:
         """Choose full context or retrieval for one question.
 
         Full context wins when it fits the window, the memory and every limit
         and either the question is about the whole corpus or full context is
         cheap anyway (corpus at most ``cheap_full_ratio`` x the budget, or under
-        ``prefer_full_under_tokens``). Otherwise retrieval at the budget; if
-        that breaks a limit too, retrieval at the largest budget that fits; if
-        none fits, retrieval at ``min_budget`` with ``within_limits=False``.
+        ``prefer_full_under_tokens``, or a warm or amortised cached prefix makes
+        it cost at most ``cached_full_usd_ratio`` x retrieval). Otherwise
+        retrieval at the budget; if that breaks a limit too, retrieval at the
+        largest budget that fits; if none fits, retrieval at ``min_budget``
+        with ``within_limits=False``.
 
         Args:
             query: the question (only its intent is read).
@@ -389,9 +492,16 @@ class Router:
                 or ``retrieval_share`` of ``full_tokens`` when that is larger
                 (up to ``max_share_budget``), clamped to ``[min_budget,
                 max_budget]`` and the window.
+            warm: the scope's full context was sent within the profile's cache
+                TTL (its prefix is cached); ignored for a profile without caching.
+            expected_questions: questions the user expects on this scope within
+                the TTL, this one included: a cold scope's cache write is
+                amortised over them.
         """
         if full_tokens < 0:
             raise ConfigError(f"full_tokens {full_tokens} must be >= 0")
+        if isinstance(expected_questions, bool) or not isinstance(expected_questions, int) or expected_questions < 1:
+            raise ConfigError(f"expected_questions {expected_questions!r} must be a whole number, at least 1")
         lim, name = self.limits, self.profile.name
         budget = self._budget(retrieval_budget, full_tokens)
         at_budget = f"retrieval at {budget:,} tokens"
@@ -400,7 +510,8 @@ class Router:
             at_budget += (f" (max_share_budget; {lim.retrieval_share:.0%} of the corpus would be {share:,.0f})"
                           if budget == lim.share_cap < share else f" ({budget / full_tokens:.0%} of the corpus)")
         intent = detect_intent(query)
-        full = self.estimate(full_tokens)
+        cache = self._full_cache(full_tokens, warm, expected_questions)
+        full = cache.applied
         retrieval = self._retrieval(budget, full_tokens)
         full_bad, ret_bad = self._violations(full), self._violations(retrieval)
         fits = f"fits the {self.profile.window:,}-token window of {name}"
@@ -412,25 +523,27 @@ class Router:
         elif lim.prefer_full_under_tokens is not None and full_tokens <= lim.prefer_full_under_tokens:
             cheap = (f"the corpus ({full_tokens:,} tokens) is under prefer_full_under_tokens "
                      f"({lim.prefer_full_under_tokens:,})")
+        elif cache.applies != "cold" and full.usd <= lim.cached_full_usd_ratio * retrieval.usd:
+            cheap = self._cache_why(cache, retrieval, at_budget)
 
         if not full_bad and (intent or cheap):
             why = f"the question asks about the whole corpus ({intent})" if intent else cheap
-            reason = (f"{why}; full context ({full.tokens:,} tokens) {fits} and costs {_usd(full.usd)} "
-                      f"and ~{_sec(full.latency_s)} s ({at_budget}: "
+            reason = (f"{why}; full context ({full.tokens:,} tokens) {fits} and costs {_usd(full.usd)}"
+                      f"{cache.tag} and ~{_sec(full.latency_s)} s ({at_budget}: "
                       f"{_usd(retrieval.usd)}, ~{_sec(retrieval.latency_s)} s)")
-            return self._decision("full", reason, budget, full, retrieval, intent)
+            return self._decision("full", reason, budget, full, retrieval, intent, cache=cache)
 
         if full_bad:
             head = f"full context ({full.tokens:,} tokens) {_join(full_bad)}"
             if intent:
                 head = f"the question asks about the whole corpus ({intent}), but {head}"
         else:
-            head = (f"full context ({full.tokens:,} tokens) would fit but costs {_usd(full.usd)} and "
+            head = (f"full context ({full.tokens:,} tokens) would fit but costs {_usd(full.usd)}{cache.tag} and "
                     f"~{_sec(full.latency_s)} s, and the question is not about the whole corpus")
         if not ret_bad:
             reason = (f"{head}; {at_budget} costs {_usd(retrieval.usd)} "
                       f"and ~{_sec(retrieval.latency_s)} s")
-            return self._decision("retrieval", reason, budget, full, retrieval, intent)
+            return self._decision("retrieval", reason, budget, full, retrieval, intent, cache=cache)
 
         smaller = self._largest_fitting(lim.min_budget, budget - 1, full_tokens)
         if smaller is not None:
@@ -438,13 +551,14 @@ class Router:
             reason = (f"{head}; {at_budget} {_join(ret_bad)}; the largest budget "
                       f"within the limits is {smaller:,} tokens, costing {_usd(est.usd)} and "
                       f"~{_sec(est.latency_s)} s")
-            return self._decision("retrieval", reason, smaller, full, est, intent)
+            return self._decision("retrieval", reason, smaller, full, est, intent, cache=cache)
         est = self._retrieval(lim.min_budget, full_tokens)
         reason = (f"{head}; even retrieval at the minimum budget of {lim.min_budget:,} tokens "
                   f"{_join(self._violations(est))}; no option meets the limits, so retrieval at "
                   f"{lim.min_budget:,} tokens, the cheapest, costing {_usd(est.usd)} and "
                   f"~{_sec(est.latency_s)} s")
-        return self._decision("retrieval", reason, lim.min_budget, full, est, intent, within_limits=False)
+        return self._decision("retrieval", reason, lim.min_budget, full, est, intent, within_limits=False,
+                              cache=cache)
 
     def escalate(self, decision: RouteDecision, full_tokens: int) -> RouteDecision | None:
         """The Self-Route step after a retrieval answer that says it cannot answer.
@@ -462,14 +576,15 @@ class Router:
                         "full_tokens=%d)", name, decision.mode, decision.budget, full_tokens)
             return None
         old = decision.budget
-        full = self.estimate(full_tokens)
+        cache = self._full_cache(full_tokens, decision.scope_warm, decision.expected_questions)
+        full = cache.applied
         full_bad = self._violations(full)
         if not full_bad:
             retrieval = self._retrieval(old, full_tokens)
             reason = (f"retrieval at {old:,} tokens could not answer; full context ({full.tokens:,} "
                       f"tokens) fits the {self.profile.window:,}-token window of {name} and costs "
-                      f"{_usd(full.usd)} and ~{_sec(full.latency_s)} s")
-            return self._decision("full", reason, old, full, retrieval, decision.intent)
+                      f"{_usd(full.usd)}{cache.tag} and ~{_sec(full.latency_s)} s")
+            return self._decision("full", reason, old, full, retrieval, decision.intent, cache=cache)
         cap = min(4 * old, self._max_budget())
         larger = self._largest_fitting(old + 1, cap, full_tokens)
         if larger is None:
@@ -480,9 +595,40 @@ class Router:
         reason = (f"retrieval at {old:,} tokens could not answer and full context ({full.tokens:,} "
                   f"tokens) {_join(full_bad)}; retrying retrieval at {larger:,} tokens costs "
                   f"{_usd(est.usd)} and ~{_sec(est.latency_s)} s")
-        return self._decision("retrieval", reason, larger, full, est, decision.intent)
+        return self._decision("retrieval", reason, larger, full, est, decision.intent, cache=cache)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _full_cache(self, full_tokens: int, warm: bool, expected_questions: int) -> _FullCache:
+        """Full context's cold and warm estimates, and the one that applies."""
+        p, lim = self.profile, self.limits
+        n, m = full_tokens + lim.prompt_tokens, lim.answer_tokens
+        prefix = p.cached_prefix(full_tokens)
+        cold = estimate(p, n, m, cache_write_tokens=prefix)
+        hot = estimate(p, n, m, cached_tokens=prefix) if prefix else cold
+        if prefix and warm:
+            return _FullCache(hot, cold, hot, "warm", expected_questions, True, prefix,
+                              f" warm ({_usd(cold.usd)} cold)")
+        if prefix and expected_questions > 1:
+            mean = amortised(cold, hot, expected_questions)
+            return _FullCache(mean, cold, hot, "amortised", expected_questions, warm, prefix,
+                              f" a question amortised over {expected_questions} ({_usd(cold.usd)} the first, "
+                              f"{_usd(hot.usd)} each warm one)")
+        return _FullCache(cold, cold, hot, "cold", expected_questions, warm, prefix, "")
+
+    def _cache_why(self, cache: _FullCache, retrieval: Estimate, at_budget: str) -> str:
+        p, ratio = self.profile, self.limits.cached_full_usd_ratio
+        cached = (f"at ${p.usd_per_m_cached_input:g}/M" if p.usd_per_m_cached_input is not None
+                  else "with its prefill skipped")
+        if cache.applies == "warm":
+            head = (f"this scope's {cache.prefix:,}-token prefix was sent within the {p.cache_ttl_s:g} s cache TTL "
+                    f"of {p.name}, so it is read from the cache {cached}")
+        else:
+            head = (f"over the {cache.expected_questions} questions expected on this scope within the "
+                    f"{p.cache_ttl_s:g} s cache TTL of {p.name}, the {cache.prefix:,}-token prefix is written "
+                    f"once and then read from the cache {cached}")
+        return (f"{head}: full context costs {_usd(cache.applied.usd)}, at most {ratio:g}x {at_budget} "
+                f"({_usd(retrieval.usd)})")
 
     def _max_budget(self) -> int:
         lim = self.limits
@@ -544,6 +690,7 @@ class Router:
         intent: str | None,
         *,
         within_limits: bool = True,
+        cache: _FullCache | None = None,
     ) -> RouteDecision:
         decision = RouteDecision(
             mode=mode,
@@ -553,6 +700,10 @@ class Router:
             intent=intent,
             profile=self.profile.name,
             within_limits=within_limits,
+            full_variants={"cold": cache.cold, "warm": cache.warm} if cache else {},
+            cache_applies=cache.applies if cache else "cold",
+            expected_questions=cache.expected_questions if cache else 1,
+            scope_warm=cache.scope_warm if cache else False,
         )
         logger.info(
             "route %s on %s: budget=%d intent=%s within_limits=%s full[%s] retrieval[%s]: %s",
@@ -560,6 +711,20 @@ class Router:
             full._summary(), retrieval._summary(), reason,
         )
         return decision
+
+
+@dataclass(frozen=True)
+class _FullCache:
+    """Full context's estimates under prompt caching, and which one the router uses."""
+
+    applied: Estimate
+    cold: Estimate
+    warm: Estimate
+    applies: CacheApplies
+    expected_questions: int
+    scope_warm: bool
+    prefix: int
+    tag: str
 
 
 def _usd(x: float) -> str:

@@ -280,6 +280,9 @@ def run_turn(hc: Any, index: str, turn: Any, upstream: Upstream, settings: TurnS
         doc_ids=list(turn.options.doc_ids) if turn.options.doc_ids else None, budget=budget,
         max_tokens=max_tokens, on_token=held.feed if held else None, profiles_file=settings.profiles_file,
         deadline_s=deadline, on_escalate=held.escalate if held else None,
+        # The session ledger beside the index prices a scope sent within the cache TTL warm. Earlier turns
+        # sit before the context in the chat, so only a turn without them keeps the cached prefix.
+        session=not turn.history, session_salt=turn.system or "",
     )
     if held is not None:
         held.finish()
