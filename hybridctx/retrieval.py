@@ -19,8 +19,9 @@ from hybridctx.document_cache import DocumentCache
 from hybridctx.errors import ConfigError
 from hybridctx.fusion import reciprocal_rank_fusion
 from hybridctx.packing import PackOrder, SpanCandidate, pack
-from hybridctx.positions import detect_position
+from hybridctx.query_hints import PositionHint, detect_position
 from hybridctx.spans import GrowthRule, grow_spans
+from hybridctx.structure import structural_units
 from hybridctx.tokens import get_counter
 
 __all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
@@ -64,7 +65,10 @@ class RetrievalConfig:
         position_weight: weight in the fusion of a ranking by distance from
             the start (or end) of each document, added only when the question
             asks about a position ("the first topic", "how does the story
-            end", 第三个话题; see :mod:`hybridctx.positions`); 0 turns it off.
+            end", 第三个话题; see :mod:`hybridctx.query_hints`); when an ordinal
+            names a unit the document's structure has ("the third section", "the
+            second session", 第五回), the ranking starts at that unit instead;
+            0 turns it off.
     """
 
     mode: SearchMode = "hybrid"
@@ -124,6 +128,8 @@ class Retriever:
         self.encoder = encoder
         self.config = config or RetrievalConfig()
         self._documents = DocumentCache(store)
+        self._structures: dict[str, Any] = {}
+        self._structures_generation: Any = None
 
     @property
     def documents(self) -> DocumentCache:
@@ -133,6 +139,7 @@ class Retriever:
     def candidates(
         self, query: str, doc_ids: Sequence[str] | None = None, *, mode: SearchMode | None = None,
         timings: dict[str, float] | None = None, budget: int | None = None,
+        signals: dict[str, Any] | None = None,
     ) -> list[SpanCandidate]:
         """Scored span candidates for a query, best first.
 
@@ -143,12 +150,17 @@ class Retriever:
             timings: filled with milliseconds per stage.
             budget: tokens the candidates will be packed into; sets how many
                 hits each search takes (:meth:`RetrievalConfig.candidates_for`).
+            signals: filled with the rankings behind the candidates, for
+                :mod:`hybridctx.confidence`: ``dense`` and ``lexical`` (row ids,
+                best first; empty when that search did not run) and ``fused``
+                (the fused scores, best first).
         """
         self._documents.refresh()
         cfg = self.config if mode is None else replace(self.config, mode=mode)
         timings = {} if timings is None else timings
         k = cfg.candidates_for(budget)
         rankings, weights = [], []
+        dense_rows = lexical_rows = np.zeros(0, np.int64)
         if cfg.mode in ("hybrid", "dense") and not (cfg.mode == "hybrid" and self._unreadable(query, cfg)):
             t = time.perf_counter()
             qvec = self.encoder.encode_queries([query])
@@ -158,7 +170,8 @@ class Retriever:
             timings["dense_search"] = _ms(t)
             # A non-positive similarity is no evidence (documents the encoder could not
             # read have zero vectors): such hits must not take a rank in the fusion.
-            rankings.append(rows[0][scores[0] > 0])
+            dense_rows = rows[0][scores[0] > 0]
+            rankings.append(dense_rows)
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
@@ -167,12 +180,13 @@ class Retriever:
             else:
                 rows = self._contextual_lexical(query, doc_ids, cfg, k)
             timings["lexical_search"] = _ms(t)
+            lexical_rows = np.asarray(rows)
             rankings.append(rows)
             weights.append(cfg.lexical_weight)
         position = detect_position(query) if cfg.position_weight > 0 else None
         if position is not None:
             t = time.perf_counter()
-            rows = self._positional_rows(position.anchor, doc_ids, k)
+            rows = self._positional_rows(position, doc_ids, k)
             timings["position"] = _ms(t)
             if len(rows):
                 logger.debug("positional question (%r): favouring the %s of each document", position.phrase, position.anchor)
@@ -180,6 +194,8 @@ class Retriever:
                 weights.append(cfg.position_weight)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
+        if signals is not None:
+            signals.update(dense=dense_rows, lexical=lexical_rows, fused=scores)
         if len(rows) == 0:
             timings["spans"] = _ms(t)
             return []
@@ -281,8 +297,9 @@ class Retriever:
         self._groups = (key, lexical, groups)
         return groups
 
-    def _positional_rows(self, anchor: str, doc_ids: Sequence[str] | None, k: int) -> np.ndarray:
-        """Landmark rows by distance from the ``start`` or ``end`` of each document in scope,
+    def _positional_rows(self, position: PositionHint, doc_ids: Sequence[str] | None, k: int) -> np.ndarray:
+        """Landmark rows by distance from the ``start`` or ``end`` of each document in scope, or
+        from the start of the unit an ordinal names when the document's structure has it,
         interleaved across documents (every document's first sentence, then every second, ...)."""
         scope = list(doc_ids) if doc_ids is not None else self.store.doc_ids()
         if len(scope) > _POSITIONAL_MAX_DOCS:
@@ -292,11 +309,43 @@ class Retriever:
         for d, doc_id in enumerate(scope):
             marks = self.store.landmarks_of(doc_id)
             order = np.argsort(marks.ordinals, kind="stable")
-            if anchor == "end":
+            unit_start = self._unit_start(doc_id, position, marks)
+            if unit_start is not None:
+                # The named unit first, read forwards from its start; then what lies before it.
+                starts = marks.starts[order]
+                after = starts >= unit_start
+                order = np.concatenate([order[after], order[~after][::-1]])
+            elif position.anchor == "end":
                 order = order[::-1]
             keyed.extend((rank, d, int(row)) for rank, row in enumerate(marks.rows[order[:k]]))
         keyed.sort()
         return np.asarray([row for _, _, row in keyed[:k]], dtype=np.int64)
+
+    def _unit_start(self, doc_id: str, position: PositionHint, marks: Any) -> int | None:
+        """Where the unit an ordinal names starts in ``doc_id`` ("the third section": the
+        third top-level heading), or ``None`` when the document has no such units or too few."""
+        if position.ordinal is None or position.unit is None:
+            return None
+        found = self._structure(doc_id)
+        if found is None:
+            return None
+        starts = structural_units(found, position.unit)
+        if not starts:
+            return None
+        index = position.ordinal - 1 if position.ordinal > 0 else len(starts) + position.ordinal
+        return starts[index] if 0 <= index < len(starts) else None
+
+    def _structure(self, doc_id: str) -> Any:
+        """The document's structure (cached until the store changes), or ``None`` for a store without it."""
+        read = getattr(self.store, "structure", None)
+        if read is None:
+            return None
+        generation = getattr(self.store, "generation", None)
+        if generation != self._structures_generation:
+            self._structures, self._structures_generation = {}, generation
+        if doc_id not in self._structures:
+            self._structures[doc_id] = read(doc_id)
+        return self._structures[doc_id]
 
     def _unreadable(self, query: str, cfg: RetrievalConfig) -> bool:
         readable = getattr(self.encoder, "readable_ratio", None)

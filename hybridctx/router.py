@@ -51,13 +51,13 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
 from hybridctx.profiles import ModelProfile, get_profile
+from hybridctx.query_hints import corpus_intent
 from hybridctx.settings import reject_unknown_keys
 
 __all__ = [
@@ -79,51 +79,11 @@ RouteMode = Literal["full", "retrieval"]
 CacheApplies = Literal["cold", "warm", "amortised"]
 _GIB = 2**30
 
-# Whole-corpus intent: the first matching label wins. Bare "all" or 比较
-# ("rather", as in 比较好) are too common in local questions to count alone.
-_INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("summarise", re.compile(
-        r"\bsummar(?:i[sz]e|i[sz]ing|y|ies)\b|\btl;?dr\b|\boverview\b|\bgist\b|\boutline\b"
-        r"|总结|概括|概述|摘要|归纳|综述|梗概|大意", re.I)),
-    ("list-all", re.compile(
-        r"\blist (?:all|every|each)\b|\benumerate\b|\bhow many times\b"
-        r"|\b(?:all|every) (?:the )?(?:chapters?|characters?|mentions?|occurrences?|instances?"
-        r"|places?|people|names?|events?|sections?|times)\b"
-        r"|列出(?:所有|全部|每)|列举|所有的?(?:人物|角色|章节|事件|地点|名字)|一共|总共|多少次", re.I)),
-    ("compare", re.compile(
-        r"\b(?:compar(?:e|es|ing|ison)|contrast(?:s|ing)?)\b.{0,40}?"
-        r"\b(?:chapters?|sections?|parts?|documents?|books?|versions?|across|each|every|all)\b"
-        r"|\bacross (?:the )?(?:whole|entire|all|chapters|documents|sections)\b"
-        r"|对比|异同|比较(?:一下)?(?:第|各|所有|全部|前后|不同)|(?:和|与|跟).{1,20}(?:比较|相比)", re.I)),
-    ("whole-corpus", re.compile(
-        r"\boverall\b|\bthroughout\b|\bmain (?:themes?|points|ideas|arguments?)\b"
-        r"|\b(?:whole|entire|full) (?:book|document|text|story|novel|report|contract|paper|corpus"
-        r"|transcript|conversation|thing)\b|\bfrom (?:start|beginning) to (?:end|finish)\b"
-        r"|全文|全书|整本|整篇|整个(?:文档|故事|小说|报告|合同|对话)|通篇|贯穿|自始至终|从头到尾"
-        r"|总体|整体|主旨|中心思想", re.I)),
-)
-
-# An intent phrase right after a negation ("Do not summarize yourself", "don't just
-# list all", 不要总结) instructs how to answer; it does not ask about the whole corpus.
-_NEGATED = re.compile(
-    r"(?:\b(?:not|never|don[’']?t|doesn[’']?t|didn[’']?t|no need to|without|instead of|rather than)"
-    r"(?:\s+\w+){0,2}\s*|(?:不要|不用|无需|无须|不必|不需要|别|勿)\S{0,2})$", re.I)
-
-
 def detect_intent(query: str) -> str | None:
-    """Label of a whole-corpus intent in the question, or ``None``.
-
-    Labels: ``summarise``, ``list-all``, ``compare``, ``whole-corpus``
-    (English and Chinese phrasings, e.g. "summarise", "list every",
-    "compare the chapters", "overall", 总结, 列出所有, 对比, 全文). A phrase
-    under a negation ("Do not summarize yourself", 不要总结) does not count.
-    """
-    for label, pattern in _INTENT_PATTERNS:
-        for match in pattern.finditer(query):
-            if not _NEGATED.search(query[max(0, match.start() - 40):match.start()]):
-                return label
-    return None
-
+    """Label of a whole-corpus intent in the question, or ``None``: ``summarise``,
+    ``list-all``, ``compare`` or ``whole-corpus`` (see
+    :func:`hybridctx.query_hints.corpus_intent`, which owns the rules)."""
+    return corpus_intent(query)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ from typing import Any, Mapping, Sequence
 
 from hybridctx.dates import find_dates
 
-__all__ = ["DocumentStructure", "Heading", "Page", "Turn", "extract_structure", "structure_from_json"]
+__all__ = ["DocumentStructure", "Heading", "Page", "Turn", "extract_structure", "structural_units",
+           "structure_from_json"]
 
 SEPARATOR = " › "
 FORMAT_VERSION = 1
@@ -178,6 +179,34 @@ class DocumentStructure:
             "turns": [[t.start, t.end, t.speaker_start, t.speaker_end, t.date, t.stamp] for t in self.turns],
             "pages": [[p.number, p.start, p.end] for p in self.pages],
         }, ensure_ascii=False, separators=(",", ":"))
+
+
+_UNIT_KINDS = {
+    "chapter": frozenset({"chapter", "zh", "markdown", "html", "article", "numbered", "section", "caps", "line"}),
+    "section": frozenset({"chapter", "zh", "markdown", "html", "article", "numbered", "section", "caps", "line"}),
+    "session": frozenset({"session"}),
+}
+
+
+def structural_units(structure: DocumentStructure, unit: str) -> list[int]:
+    """Start offsets of a document's units of one kind, in order: ``session`` (dated
+    session headers), ``turn`` (dialogue turns), ``page``, or ``section`` / ``chapter``
+    (headings at the shallowest level below the title; chapter headings when there
+    are any). Empty when the document has none of that kind."""
+    if unit == "turn":
+        return [t.start for t in structure.turns]
+    if unit == "page":
+        return [p.start for p in structure.pages]
+    kinds = _UNIT_KINDS.get(unit)
+    if kinds is None:
+        return []
+    found = [h for h in structure.headings if h.level > 0 and h.kind in kinds]
+    if unit == "chapter" and any(h.kind in ("chapter", "zh") for h in found):
+        found = [h for h in found if h.kind in ("chapter", "zh")]
+    if not found:
+        return []
+    top = min(h.level for h in found)
+    return [h.start for h in found if h.level == top]
 
 
 def structure_from_json(data: str, text: str) -> DocumentStructure | None:
@@ -438,10 +467,8 @@ def _date_sessions(text: str, lines: list[_Line], turn_lines: set[int], headings
             continue
         lead = len(line.text) - len(line.text.lstrip())
         s = line.start + lead
-        if s in starts or any(h.start <= s < h.end for h in by_start.values()):
-            continue
         dates = find_dates(stripped)
-        if not dates:
+        if not dates or s in starts or any(h.start <= s < h.end for h in by_start.values()):
             continue
         covered = sum(d.end - d.start for d in dates)
         dense = covered >= 0.5 * len(stripped.replace(" ", ""))
