@@ -96,6 +96,11 @@ class ModelProfile:
         cache_skips_prefill: the server skips the prefill of a cached prefix
             (vLLM/SGLang automatic prefix caching), so it saves time (and GPU
             dollars) as well as price; ``False``: only the price is discounted.
+        effective_context: tokens of context the model really uses (a published
+            long-context benchmark such as RULER's effective length, or the
+            user's own ``hybridctx eval niah --llm``); the router treats a
+            request beyond it as not reliable, however large the window.
+            ``None``: the whole window.
         notes: free text: sources, dates, caveats.
     """
 
@@ -133,6 +138,7 @@ class ModelProfile:
     cache_min_tokens: int = 0
     cache_granularity_tokens: int = 1
     cache_skips_prefill: bool = False
+    effective_context: int | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -160,6 +166,7 @@ class ModelProfile:
         if self.kv_dtype_bytes <= 0 or self.weight_dtype_bytes <= 0:
             raise ConfigError(f"{where}: kv_dtype_bytes and weight_dtype_bytes must be positive")
         self._check_cache(where)
+        self._check_effective_context(where)
 
         # Derived values are filled in here so that every reader sees one number.
         if self.kv_bytes_per_token is None and None not in (self.layers, self.kv_heads, self.head_dim):
@@ -183,6 +190,12 @@ class ModelProfile:
                 f"{where}: gpu_memory_gib is set but the KV-cache size is unknown; give "
                 "kv_bytes_per_token, or layers, kv_heads and head_dim"
             )
+
+    def _check_effective_context(self, where: str) -> None:
+        value = self.effective_context
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{where}: effective_context {value!r} must be a positive whole number of tokens "
+                              "(or left out for the whole window)")
 
     def _check_cache(self, where: str) -> None:
         for key in ("usd_per_m_cached_input", "cache_ttl_s"):

@@ -616,6 +616,8 @@ class Router:
         p, lim, out = self.profile, self.limits, []
         if not est.fits_window:
             out.append(f"exceeds the {p.window:,}-token window of {p.name}")
+        elif p.effective_context is not None and est.input_tokens > p.effective_context:
+            out.append(f"exceeds the {p.effective_context:,} tokens {p.name} really uses (its effective context)")
         if not est.fits_memory:
             out.append(f"needs {est.kv_gib:.1f} GiB of KV cache, more than the "
                        f"{max(p.usable_memory_gib or 0.0, 0.0):.1f} GiB {p.name} has left after weights "

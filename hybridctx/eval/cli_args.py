@@ -12,7 +12,8 @@ import logging
 import re
 from pathlib import Path
 
-__all__ = ["add_data_arguments", "int_list", "name_list", "progress", "quiet_bm25s", "resolve_data"]
+__all__ = ["add_data_arguments", "add_llm_arguments", "answer_llm", "int_list", "name_list", "progress", "quiet_bm25s",
+           "resolve_data"]
 
 _SEP = re.compile(r"[,\s]+")
 
@@ -59,6 +60,40 @@ def add_data_arguments(p: argparse.ArgumentParser, *, limit: int, out: str) -> N
     p.add_argument("--out", default=out, metavar="DIR", help=f"where results are written (default {out})")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the results JSON instead of the table")
+
+
+def add_llm_arguments(p: argparse.ArgumentParser) -> None:
+    """``--llm --model --api-key-env --answer-tokens --answer-cache``: answer the questions and score the answers."""
+    p.add_argument("--llm", default=None, metavar="local|URL",
+                   help="also answer every question with this LLM ('local': the embedded SmolLM2; or an "
+                        "OpenAI-compatible base URL) using ask's prompt, and score the answers (EM, F1, "
+                        "multiple-choice accuracy, refusals, tokens, USD, seconds); writes answers.json/.md/.png")
+    p.add_argument("--model", default=None, metavar="NAME", help="model name at the --llm URL, or a local model directory")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the --llm API key")
+    p.add_argument("--answer-tokens", type=int, default=64, metavar="N", help="longest answer (default 64)")
+    p.add_argument("--answer-cache", default=None, metavar="DIR",
+                   help="answers kept by model and prompt, so a rerun asks nothing again "
+                        "(default $HYBRIDCTX_CACHE/answers, else ~/.cache/hybridctx/answers)")
+
+
+def answer_llm(args: argparse.Namespace) -> object:
+    """The ``--llm`` backend behind the answer cache (a ``MeteredLLM``).
+
+    Raises:
+        ConfigError: ``--answer-tokens`` below 1, or a URL without ``--model``.
+    """
+    from hybridctx.errors import ConfigError
+    from hybridctx.eval.answer_cache import AnswerCache, MeteredLLM, default_answer_cache
+    from hybridctx.llms import load_llm
+
+    if args.answer_tokens < 1:
+        raise ConfigError(f"--answer-tokens {args.answer_tokens} must be at least 1")
+    options: dict[str, object] = {"cache": True} if args.llm == "local" and args.model is None else {}
+    if args.llm.startswith(("http://", "https://")):
+        options = {"api_key_env": args.api_key_env}
+    llm = load_llm(args.llm, model=args.model, **options)
+    return MeteredLLM(llm, AnswerCache(Path(args.answer_cache) if args.answer_cache else default_answer_cache()))
 
 
 def resolve_data(args: argparse.Namespace) -> Path:

@@ -6,7 +6,10 @@ chose, the tokens, estimated cost and latency, and the evidence recall of what
 it sent, beside the two fixed policies, and whether it keeps >= 95% of
 always-full's recall for <= 25% of its tokens. Writes ``route.json``,
 ``route.md`` and ``route.png`` into ``--out`` (see
-:mod:`hybridctx.eval.router_eval`).
+:mod:`hybridctx.eval.router_eval`). With ``--llm`` the three policies also
+answer every question (ask's prompt; the router's answers go through
+``answer_question`` itself, so a refused retrieval answer escalates as
+Self-Route does) and the answers are scored: ``answers.json``, ``.md``, ``.png``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hybridctx.eval.cli_args import add_data_arguments, progress, quiet_bm25s, resolve_data
+from hybridctx.eval.cli_args import add_data_arguments, add_llm_arguments, answer_llm, progress, quiet_bm25s, resolve_data
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,10 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-tokens", type=float, default=0.25, metavar="T",
                    help="share of always-full's tokens the router may send (default 0.25)")
     p.add_argument("--stem", default="route", metavar="NAME", help="file names in --out: NAME.json/.md/.png")
+    add_llm_arguments(p)
     add_data_arguments(p, limit=40, out="results/route")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from hybridctx.errors import ConfigError
@@ -65,14 +70,19 @@ def run(args: argparse.Namespace) -> int:
     if counter.name != router.profile.tokenizer:
         print(f"note: tokenizer {router.profile.tokenizer!r} of {router.profile.name} is not available offline; "
               f"tokens are counted with {counter.name} (approximate)", file=sys.stderr)
+    llm = answer_llm(args) if args.llm else None
     quiet_bm25s()
-    sets = load_datasets(resolve_data(args), args.datasets, limit=args.limit or None, seed=args.seed)
+    sets = load_datasets(resolve_data(args), args.datasets, limit=args.limit or None, seed=args.seed,
+                         answers=llm is not None)
     for name, eval_set in sets.items():
         print(f"{name}: {len(eval_set.questions)} questions, {len(eval_set.docs)} documents", file=sys.stderr)
     options = MethodOptions(tokenizer=counter.name, encoder=args.encoder,
                             cache_dir=Path(args.cache) if args.cache else None, show_progress=progress(args))
     (method,) = build_methods(["hybridctx"], options)
-    report = evaluate_routes(sets, router, method, budget=args.budget, counter=counter,
+    # Routing is judged by the context: with --llm, the questions without context gold are answered only.
+    route_sets = sets if llm is None else {
+        n: replace(s, questions=tuple(q for q in s.questions if q.has_context_gold)) for n, s in sets.items()}
+    report = evaluate_routes(route_sets, router, method, budget=args.budget, counter=counter,
                              min_recall_ratio=args.target_recall, max_token_ratio=args.target_tokens,
                              show_progress=progress(args))
     if args.budget is not None and report.budget != args.budget:
@@ -81,4 +91,13 @@ def run(args: argparse.Namespace) -> int:
     table = report.write(args.out, stem=args.stem)
     print(report.to_json() if args.json else table, end="\n" if args.json else "")
     print(f"written to {args.out}/{args.stem}.json, {args.stem}.md, {args.stem}.png", file=sys.stderr)
+    if llm is not None:
+        from hybridctx.eval.answer_eval import evaluate_answers, policies_for_route
+
+        answers = evaluate_answers(sets, llm, policies_for_route(method, router, args.budget), router=router,
+                                   max_tokens=args.answer_tokens, profiles_file=args.profiles,
+                                   show_progress=progress(args))
+        answer_table = answers.write(args.out)
+        print(answers.to_json() if args.json else answer_table, end="\n" if args.json else "")
+        print(f"written to {args.out}/answers.json, answers.md, answers.png", file=sys.stderr)
     return 0

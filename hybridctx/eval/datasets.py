@@ -61,6 +61,10 @@ class QAItem:
         answer_offsets: gold answer positions ``(start, end)`` in ``doc_id``.
         evidence_doc_ids: gold paragraphs (documents) for multi-document sets.
         kind: which scoring rule applies (see :mod:`hybridctx.eval.scoring`).
+        answers: the gold answers, for judging a model's answer.
+        options: the options of a multiple-choice question (``"(A) ..."``).
+        answer_label: the letter of the right option.
+        unanswerable: the document does not answer it (a refusal is right).
     """
 
     id: str
@@ -70,6 +74,20 @@ class QAItem:
     answer_offsets: tuple[tuple[int, int], ...] = ()
     evidence_doc_ids: tuple[str, ...] = ()
     kind: ScoreKind = "evidence"
+    answers: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    answer_label: str | None = None
+    unanswerable: bool = False
+
+    @property
+    def has_context_gold(self) -> bool:
+        """Whether the packed context can be scored (evidence, answer positions or gold documents)."""
+        return bool(self.evidence_offsets or self.answer_offsets or self.evidence_doc_ids)
+
+    @property
+    def has_answer_gold(self) -> bool:
+        """Whether a model's answer can be scored (answer text, options, or known unanswerable)."""
+        return bool(self.answers or (self.options and self.answer_label) or self.unanswerable)
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,7 @@ def load_dataset(
     haystack: bool | None = None,
     limit: int | None = None,
     seed: int = 0,
+    answers: bool = False,
 ) -> EvalSet:
     """Read one dataset directory (``docs.jsonl`` + ``qa.jsonl``).
 
@@ -151,6 +170,10 @@ def load_dataset(
         limit: keep at most this many questions, sampled reproducibly by
             ``seed`` and kept in file order.
         seed: the sampling seed.
+        answers: keep the questions whose *answer* can be scored (gold
+            answers, options, or unanswerable), context gold or not, as
+            judging a model's answers needs; by default only those whose
+            context can be scored.
 
     Returns:
         The scorable questions and the documents they need: only the documents
@@ -174,7 +197,7 @@ def load_dataset(
     skipped = 0
     for record in _read_jsonl(qa_path):
         kind = score_kind(name, record)
-        if kind is None:
+        if kind is None and not (answers and _answer_gold(record)):
             skipped += 1
             continue
         item = QAItem(
@@ -184,8 +207,15 @@ def load_dataset(
             evidence_offsets=_pairs(record.get("evidence_offsets")),
             answer_offsets=_pairs(record.get("answer_offsets")),
             evidence_doc_ids=tuple(str(d) for d in record.get("evidence_doc_ids") or ()),
-            kind=kind,
+            kind=kind or "evidence",
+            answers=tuple(str(a) for a in record.get("answers") or ()),
+            options=_options(record.get("options")),
+            answer_label=str(record["answer_label"]) if record.get("answer_label") else None,
+            unanswerable=bool(record.get("unanswerable")),
         )
+        if answers and not item.has_answer_gold:
+            skipped += 1
+            continue
         _validate(item, docs, qa_path)
         questions.append(item)
     logger.info("%s: %d scorable questions, %d without gold skipped", name, len(questions), skipped)
@@ -226,6 +256,7 @@ def load_datasets(
     *,
     limit: int | None = None,
     seed: int = 0,
+    answers: bool = False,
 ) -> dict[str, EvalSet]:
     """Read several datasets from a data root, or the one dataset a directory holds.
 
@@ -240,6 +271,7 @@ def load_datasets(
             name when ``data`` is one dataset.
         limit: questions per dataset (see :func:`load_dataset`).
         seed: the sampling seed.
+        answers: as for :func:`load_dataset`.
 
     Returns:
         ``name -> EvalSet`` in the order asked.
@@ -260,7 +292,7 @@ def load_datasets(
                 f"'{root}' is a single dataset ({root.name!r}), so it has no datasets {list(names)}; "
                 "leave out the dataset names or point at the folder that holds them"
             )
-        return {root.name: load_dataset(root, limit=limit, seed=seed)}
+        return {root.name: load_dataset(root, limit=limit, seed=seed, answers=answers)}
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and is_dataset_dir(p))
     if names is None:
         names = [n for n in SIX_DATASETS if n in available] or available
@@ -275,7 +307,18 @@ def load_datasets(
                 f"no dataset {name!r} in '{root}'{did_you_mean(name, available)}; "
                 f"found: {', '.join(available) or 'none'}"
             )
-    return {name: load_dataset(root / name, limit=limit, seed=seed) for name in names}
+    return {name: load_dataset(root / name, limit=limit, seed=seed, answers=answers) for name in names}
+
+
+def _answer_gold(record: Mapping[str, Any]) -> bool:
+    return bool(record.get("answers") or (record.get("options") and record.get("answer_label"))
+                or record.get("unanswerable"))
+
+
+def _options(value: Any) -> tuple[str, ...]:
+    from hybridctx.eval.answer_scoring import parse_options
+
+    return parse_options(value)
 
 
 def _pairs(value: Any) -> tuple[tuple[int, int], ...]:
