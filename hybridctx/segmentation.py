@@ -20,11 +20,15 @@ The rules, in order of strength:
   one only before a Chinese character or, as in ``done.Next``, before a
   capitalised word (decimals, URLs and e-mails never match). A semicolon ends
   one before an inline list item (``...; (iv) sublicense``).
+* A line that opens a structural unit ends the sentence before it: a dialogue
+  turn, a subtitle cue, a session header or a heading, as the structure pass
+  (:mod:`hybridctx.structure`) finds them in any format it reads (chat exports,
+  ``Name:`` transcripts, SRT/VTT, Markdown, numbered clauses, 第三回).
 * A single newline ends a sentence when the next line opens a unit of its own
-  (a dialogue turn ``[D1:3] Caroline:``, ``USER:``, a list item, a heading) or
-  the line does not stop mid-sentence; it does not when prose is hard-wrapped
-  (the line ends in a word or a comma and the next line starts in lower case,
-  or, in a hard-wrapped document, the line runs to the wrap width).
+  (a list item, a heading) or the line does not stop mid-sentence; it does not
+  when prose is hard-wrapped (the line ends in a word or a comma and the next
+  line starts in lower case, or, in a hard-wrapped document, the line runs to
+  the wrap width).
 
 Sentences with more tokens than an encoder can take are then cut at token
 boundaries by :func:`split_long_sentences`. Everything here is pure-Python
@@ -40,8 +44,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from hybridctx.errors import ConfigError
+from hybridctx.structure import extract_structure
 
-__all__ = ["paragraph_numbers", "split_long_sentences", "split_sentences"]
+__all__ = ["paragraph_numbers", "split_long_sentences", "split_sentences", "structure_boundaries"]
 
 # Closing quotes and brackets that stay with the sentence they close.
 _CLOSERS = "\"'”’」』）)】》〕〉］}]»›"
@@ -67,16 +72,15 @@ _NONSPACE = re.compile(r"\S")
 _WORD_BEFORE = re.compile(r"\S{1,40}\Z")
 _CJK = re.compile(f"[{_CJK_CHAR}]")
 
-# A line that opens a unit of its own: dialogue turns, speakers, list items, headings.
+# A line that opens a unit of its own: list items, headings (dialogue turns and
+# the rest of the structure come from hybridctx.structure).
 _UNIT_START = re.compile(
     r"""
-      \[[^\]\n]{1,40}\]                                   # [D1:3]  [12]
-    | [-*•·●○▪◦‣⁃>](?=\s)                                 # bullets, quoted lines
+      [-*•·●○▪◦‣⁃>](?=\s)                                 # bullets, quoted lines
     | \#{1,6}\s | \|                                      # markdown headings, table rows
     | \(?(?:\d{1,3}(?:\.\d{1,3})*|[A-Za-z]|[ivxIVX]{1,5})[.)](?=\s)   # 1. 2) (a) iv. 3.2.1.
     | \d{1,3}(?:\.\d{1,3})+(?=\s)                          # 4.14  2.1.3
     | (?:Section|SECTION|Article|ARTICLE|Chapter|CHAPTER|Schedule|SCHEDULE|Exhibit|EXHIBIT)[ ]
-    | [A-Z][\w.'’&-]*(?:[ ][A-Z][\w.'’&-]*){0,3}:(?=\s)  # USER:  Caroline:  Q:
     | [一二三四五六七八九十百]+[、．.]                      # 一、
     | [（(][一二三四五六七八九十\d]{1,3}[）)]              # （三）
     | 第[一二三四五六七八九十百千\d]{1,6}[章回节節条條篇部卷]
@@ -123,11 +127,14 @@ _LAST_WORD = re.compile(r"[A-Za-z]+\Z")
 _WRAPPED_LINE_END = ".!?;:…" + _CLOSERS
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
+def split_sentences(text: str, *, boundaries: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """Split a text into sentences with exact character offsets.
 
     Args:
         text: the document text, exactly as given (never normalised).
+        boundaries: offsets where a sentence must start (the line starts of
+            the document's structural units); ``None`` finds them with
+            :func:`structure_boundaries`.
 
     Returns:
         ``[(start, end), ...]`` code-point offsets of each sentence, in order and
@@ -140,6 +147,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         return []
     cuts = _punctuation_cuts(text)
     cuts.extend(_newline_cuts(text))
+    cuts.extend(structure_boundaries(text) if boundaries is None else boundaries)
     cuts.sort()
     spans: list[tuple[int, int]] = []
     start = 0
@@ -149,6 +157,15 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             start = cut
     _append_stripped(text, start, len(text), spans)
     return spans
+
+
+def structure_boundaries(text: str) -> list[int]:
+    """Line starts of the structural units of ``text`` (dialogue turns, cues, headings and
+    session headers that open their line), where sentences must start."""
+    found = extract_structure(text)
+    starts = {t.start for t in found.turns}
+    starts.update(h.start for h in found.headings if _at_line_start(text, h.start))
+    return sorted(s for s in starts if s > 0)
 
 
 def paragraph_numbers(text: str, spans: Sequence[tuple[int, int]]) -> list[int]:

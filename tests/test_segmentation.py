@@ -368,3 +368,15 @@ def test_paragraph_numbers() -> None:
     assert [text[s:e] for s, e in spans] == ["One.", "Two.", "Three.", "Four.", "Five."]
     assert paragraph_numbers(text, spans) == [0, 0, 0, 1, 2]
     assert paragraph_numbers(text, []) == []
+
+
+def test_structural_units_start_sentences_in_any_format() -> None:
+    # Turns that end in a comma or a function word still end where the next turn begins:
+    # the structure pass finds the turns (recurring speakers), whatever their format.
+    text = ("Dana: I was thinking about the trip,\nOmar: yes and\nDana: then we go by train\n"
+            "Omar: fine,\n5/8/23, 2:35 PM - Dana: see you at the\n5/8/23, 2:36 PM - Omar: gate")
+    got = [text[s:e] for s, e in split_sentences(text)]
+    assert got == ["Dana: I was thinking about the trip,", "Omar: yes and", "Dana: then we go by train",
+                   "Omar: fine,", "5/8/23, 2:35 PM - Dana: see you at the", "5/8/23, 2:36 PM - Omar: gate"]
+    # Explicit boundaries replace the structure pass.
+    assert split_sentences("one two\nthree four", boundaries=[8]) == [(0, 7), (8, 18)]
