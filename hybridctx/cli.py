@@ -122,6 +122,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
                    help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
                         "included: full context's cache write is amortised over them (default 1)")
+    p.add_argument("--adaptive-budget", action="store_true",
+                   help="let retrieval's confidence (peaked scores, dense/lexical agreement, query words covered) "
+                        "pick the budget between 0.5x and 1.5x the router's")
     p.add_argument("--no-session", dest="session", action="store_false",
                    help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm)")
     p.add_argument("--json", action="store_true")
@@ -149,6 +152,9 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
                    help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
                         "included: full context's cache write is amortised over them (default 1)")
+    p.add_argument("--adaptive-budget", action="store_true",
+                   help="let retrieval's confidence (peaked scores, dense/lexical agreement, query words covered) "
+                        "pick the budget between 0.5x and 1.5x the router's")
     p.add_argument("--no-session", dest="session", action="store_false",
                    help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm) and do not record this question's full-context send in it")
     p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
@@ -430,7 +436,8 @@ def _cmd_route(args: argparse.Namespace) -> int:
     check_query(args.query)
     check_texts(args.doc_ids or [], "--doc-id")
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
-              "min_budget": args.min_budget, "max_budget": args.max_budget}
+              "min_budget": args.min_budget, "max_budget": args.max_budget,
+              "adaptive_budget": args.adaptive_budget or None}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
     get_profile(args.profile, args.profiles)  # an unknown profile fails before the index loads
     hc = HybridContext.open(args.index, store_url=args.store_url)
@@ -460,7 +467,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                    max_usd=args.max_usd, max_latency_s=args.max_latency_s)
     check_texts([args.model or ""], "--model")
     check_texts(args.doc_ids or [], "--doc-id")
-    limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "answer_tokens": args.max_tokens}
+    limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "answer_tokens": args.max_tokens,
+              "adaptive_budget": args.adaptive_budget or None}
     limits = RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None})
     hc = HybridContext.open(args.index, store_url=args.store_url)
     options = {"api_key_env": args.api_key_env, "deadline_s": args.timeout} if args.llm != "local" else {}

@@ -181,7 +181,22 @@ class HybridContext:
         ledger = self.session_ledger(model.name) if session else None
         if ledger is not None and model.caches_prefix:
             warm = ledger.is_warm(self._scope(doc_ids), model.cache_ttl_s, tokens=full, salt=session_salt)
-        return Router(model, limits).decide(query, full, budget, warm=warm, expected_questions=expected_questions)
+        router = Router(model, limits)
+        decision = router.decide(query, full, budget, warm=warm, expected_questions=expected_questions)
+        if router.limits.adaptive_budget and decision.mode == "retrieval":
+            decision = self._adapt(router, query, decision, doc_ids, full, profile_counter(model).name)
+        return decision
+
+    def _adapt(self, router: Any, query: str, decision: Any, doc_ids: Sequence[str] | None, full: int,
+               tokenizer: str) -> Any:
+        """The decision at the budget retrieval's confidence picks (:mod:`hybridctx.confidence`)."""
+        from hybridctx.confidence import adapt, budget_range, measure
+
+        lo, hi = budget_range(router, decision.budget)
+        signals: dict[str, Any] = {}
+        self.retriever.candidates(query, doc_ids, budget=hi, signals=signals)
+        packed = self.retrieve(query, lo, tokenizer=tokenizer, doc_ids=doc_ids)
+        return adapt(router, decision, measure(query, signals, [s.text for s in packed.spans]), full)
 
     def session_ledger(self, profile: str) -> Any:
         """The :class:`~hybridctx.session_ledger.SessionLedger` of this index for ``profile``

@@ -273,6 +273,14 @@ class RouteLimits:
             or amortised estimate (a cached prefix, see the module docstring)
             costs at most this many times retrieval's. Cold estimates never
             use it, so a profile without prompt caching routes as before.
+        adaptive_budget: let retrieval's own confidence (:mod:`hybridctx.confidence`)
+            pick each question's budget between ``adaptive_low`` and
+            ``adaptive_high`` times the router's; applied by the callers that
+            retrieve (``HybridContext.route``, ``ask``, ``eval route``).
+        adaptive_low: the least share of the router's budget a confident question gets.
+        adaptive_high: the most share a question where nothing stands out gets.
+        escalate_below: with ``adaptive_budget``, a confidence below this sends
+            full context instead, when it meets the limits (``None``: never).
     """
 
     max_usd: float | None = None
@@ -288,6 +296,10 @@ class RouteLimits:
     prefer_full_under_tokens: int | None = None
     cheap_full_ratio: float = 2.0
     cached_full_usd_ratio: float = 1.0
+    adaptive_budget: bool = False
+    adaptive_low: float = 0.5
+    adaptive_high: float = 1.5
+    escalate_below: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("max_usd", "max_latency_s", "max_kv_gib"):
@@ -315,6 +327,11 @@ class RouteLimits:
             raise ConfigError(f"cheap_full_ratio {self.cheap_full_ratio} must be at least 1")
         if not self.cached_full_usd_ratio >= 0:
             raise ConfigError(f"cached_full_usd_ratio {self.cached_full_usd_ratio} must be >= 0")
+        if not 0 < self.adaptive_low <= 1 <= self.adaptive_high:
+            raise ConfigError(f"adaptive_low {self.adaptive_low} and adaptive_high {self.adaptive_high} must "
+                              "satisfy 0 < adaptive_low <= 1 <= adaptive_high")
+        if self.escalate_below is not None and not 0 <= self.escalate_below <= 1:
+            raise ConfigError(f"escalate_below {self.escalate_below} must be in [0, 1] (or None)")
 
     @property
     def share_cap(self) -> int:
@@ -556,6 +573,31 @@ class Router:
                   f"tokens) {_join(full_bad)}; retrying retrieval at {larger:,} tokens costs "
                   f"{_usd(est.usd)} and ~{_sec(est.latency_s)} s")
         return self._decision("retrieval", reason, larger, full, est, decision.intent, cache=cache)
+
+    def cache_estimates(self, context_tokens: int) -> dict[str, Estimate]:
+        """A full-context request of ``context_tokens``: ``cold`` (the prefix written) and ``warm`` (read)."""
+        cache = self._full_cache(context_tokens, False, 1)
+        return {"cold": cache.cold, "warm": cache.warm}
+
+    def max_budget(self) -> int:
+        """The largest retrieval budget: ``max_budget`` or what the window leaves."""
+        return self._max_budget()
+
+    def with_reason(self, decision: RouteDecision, reason: str) -> RouteDecision:
+        """The same decision with another reason."""
+        return replace(decision, reason=reason)
+
+    def rebudget(self, decision: RouteDecision, budget: int, full_tokens: int, why: str) -> RouteDecision:
+        """A retrieval decision at another budget (clamped to the limits), ``why`` added to its reason."""
+        lim = self.limits
+        wanted = min(max(budget, lim.min_budget), self._max_budget())
+        if self._violations(self._retrieval(wanted, full_tokens)):
+            wanted = self._largest_fitting(lim.min_budget, wanted, full_tokens) or decision.budget
+        est = self._retrieval(wanted, full_tokens)
+        reason = (f"{decision.reason}; {why}: retrieval at {wanted:,} tokens costs {_usd(est.usd)} and "
+                  f"~{_sec(est.latency_s)} s")
+        return replace(decision, budget=wanted, reason=reason,
+                       estimates={"full": decision.estimates["full"], "retrieval": est})
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -39,6 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of always-full's recall the router must keep (default 0.95)")
     p.add_argument("--target-tokens", type=float, default=0.25, metavar="T",
                    help="share of always-full's tokens the router may send (default 0.25)")
+    p.add_argument("--adaptive-budget", action="store_true",
+                   help="let retrieval's confidence (hybridctx.confidence) pick each question's budget between "
+                        "0.5x and 1.5x the router's")
+    p.add_argument("--escalate-below", type=float, default=None, metavar="C",
+                   help="with --adaptive-budget: a confidence below C (0..1) sends full context when it fits")
+    p.add_argument("--session", type=int, default=None, metavar="N",
+                   help="a session workload: N questions per document within the cache TTL (the router is "
+                        "told so and sees its own full sends as warm; always-full is billed cold once, then "
+                        "warm); --limit counts questions in all")
     p.add_argument("--stem", default="route", metavar="NAME", help="file names in --out: NAME.json/.md/.png")
     add_llm_arguments(p)
     add_data_arguments(p, limit=40, out="results/route")
@@ -62,8 +71,13 @@ def run(args: argparse.Namespace) -> int:
     for key in ("target_recall", "target_tokens"):
         if not 0 < getattr(args, key) <= 1:
             raise ConfigError(f"--{key.replace('_', '-')} {getattr(args, key)} must be in (0, 1]")
+    if args.session is not None and args.session < 1:
+        raise ConfigError(f"--session {args.session} must be at least 1 question per document")
+    if args.escalate_below is not None and not args.adaptive_budget:
+        raise ConfigError("--escalate-below needs --adaptive-budget")
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
-              "min_budget": args.min_budget, "max_budget": args.max_budget}
+              "min_budget": args.min_budget, "max_budget": args.max_budget,
+              "adaptive_budget": args.adaptive_budget or None, "escalate_below": args.escalate_below}
     router = Router(args.profile, RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None}),
                     profiles_file=args.profiles)
     counter = profile_counter(router.profile)
@@ -72,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
               f"tokens are counted with {counter.name} (approximate)", file=sys.stderr)
     llm = answer_llm(args) if args.llm else None
     quiet_bm25s()
-    sets = load_datasets(resolve_data(args), args.datasets, limit=args.limit or None, seed=args.seed,
-                         answers=llm is not None)
+    sets = load_datasets(resolve_data(args), args.datasets, limit=None if args.session else args.limit or None,
+                         seed=args.seed, answers=llm is not None)
+    if args.session:  # runs of N questions per document (hybridctx.eval.router_eval.pick_sessions)
+        from hybridctx.eval.router_eval import pick_sessions
+
+        sets = {n: pick_sessions(s, args.session, args.limit or None, args.seed) for n, s in sets.items()}
     for name, eval_set in sets.items():
         print(f"{name}: {len(eval_set.questions)} questions, {len(eval_set.docs)} documents", file=sys.stderr)
     options = MethodOptions(tokenizer=counter.name, encoder=args.encoder,
@@ -84,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         n: replace(s, questions=tuple(q for q in s.questions if q.has_context_gold)) for n, s in sets.items()}
     report = evaluate_routes(route_sets, router, method, budget=args.budget, counter=counter,
                              min_recall_ratio=args.target_recall, max_token_ratio=args.target_tokens,
-                             show_progress=progress(args))
+                             show_progress=progress(args), session=args.session)
     if args.budget is not None and report.budget != args.budget:
         print(f"note: --budget {args.budget} became {report.budget} (--min-budget/--max-budget and the window "
               f"of {router.profile.name})", file=sys.stderr)

@@ -114,6 +114,15 @@ class HybridCtxMethod:
         )
         return [(s.doc_id, s.start, s.end) for s in packed.spans]
 
+    def signals(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> dict[str, Any]:
+        """The rankings behind the candidates at ``budget`` (``Retriever.candidates(signals=...)``),
+        for :mod:`hybridctx.confidence`."""
+        if self._retriever is None:
+            raise RuntimeError("prepare() must be called before signals()")
+        found: dict[str, Any] = {}
+        self._retriever.candidates(query, doc_ids, budget=budget, signals=found)
+        return found
+
     def with_config(self, name: str, **changes: Any) -> "HybridCtxMethod":
         """A variant sharing this method's encoder (and so its index)."""
         other = HybridCtxMethod(name, encoder=self._encoder_spec, config=replace(self.config, **changes),

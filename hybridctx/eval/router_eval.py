@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.router import Router
     from hybridctx.tokens import TokenCounter
 
-__all__ = ["POLICIES", "Outcome", "PolicyTotals", "RouteReport", "RouteRow", "TargetCheck", "evaluate_routes"]
+__all__ = ["POLICIES", "Outcome", "PolicyTotals", "RouteReport", "RouteRow", "TargetCheck", "evaluate_routes",
+           "pick_sessions"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ class RouteReport:
         rows: one row per question.
         min_recall_ratio: the target's recall share of always-full.
         max_token_ratio: the target's token share of always-full.
+        session: questions per session when measured as a session workload
+            (always-full then is cached always-full), else ``None``.
     """
 
     profile: str
@@ -163,6 +166,7 @@ class RouteReport:
     rows: tuple[RouteRow, ...]
     min_recall_ratio: float = 0.95
     max_token_ratio: float = 0.25
+    session: int | None = None
 
     def _rows(self, dataset: str | None, fits_only: bool) -> list[RouteRow]:
         return [r for r in self.rows
@@ -228,6 +232,7 @@ def evaluate_routes(
     min_recall_ratio: float = 0.95,
     max_token_ratio: float = 0.25,
     show_progress: bool | None = None,
+    session: int | None = None,
 ) -> RouteReport:
     """Route every question of every set and score the three policies.
 
@@ -242,6 +247,13 @@ def evaluate_routes(
         min_recall_ratio: the target's share of always-full's recall.
         max_token_ratio: the target's share of always-full's tokens.
         show_progress: tqdm bar over questions (``None``: on a terminal).
+        session: a session workload: the questions of each scope come in runs
+            of this many, all within the profile's cache TTL. The router is told
+            how many of the run are left (``expected_questions``) and whether it
+            sent the scope in full before (``warm``); full context is billed
+            cold on its first send and warm after (always-full: the first
+            question of each scope cold, the rest warm). ``None``: every
+            request cold, as before.
 
     Raises:
         BudgetError: retrieval packed more than its budget.
@@ -269,25 +281,39 @@ def evaluate_routes(
         cut = _LazyTruncation(docs, counter.name)
         bar = tqdm(eval_set.questions, desc=f"route {router.profile.name} on {set_name}", unit="q",
                    disable=None if show_progress is None else not show_progress)
+        seen: dict[tuple[str, ...], int] = {}
+        router_sent: set[tuple[str, ...]] = set()
         for item in bar:
             doc_ids = eval_set.doc_ids_for(item)
             scope = list(docs) if doc_ids is None else doc_ids
+            key = tuple(scope)
             full_tokens = sum(doc_tokens[d] for d in scope)
-            decision = router.decide(item.question, full_tokens, budget)
+            nth = seen.get(key, 0)
+            seen[key] = nth + 1
+            if session:
+                decision = router.decide(item.question, full_tokens, budget, warm=key in router_sent,
+                                         expected_questions=session - nth % session)
+            else:
+                decision = router.decide(item.question, full_tokens, budget)
+            if router.limits.adaptive_budget and decision.mode == "retrieval":
+                decision = adapt_decision(router, method, item.question, doc_ids, docs, decision, full_tokens)
             fits = full_tokens <= capacity
 
-            def sent(mode: str, ranges: Sequence[PackedRange], limit: int, b: int = 0) -> Outcome:
+            def sent(mode: str, ranges: Sequence[PackedRange], limit: int, b: int = 0, warm: bool = False) -> Outcome:
                 tokens = check_budget(ranges, docs, limit, counter, method=f"{mode} context")
-                est = router.estimate(tokens)
+                est = router.cache_estimates(tokens)["warm" if warm else "cold"] if session else router.estimate(tokens)
                 return Outcome(mode, tokens, score_question(item, ranges, docs), est.usd, est.latency_s, b)
 
             if fits:
-                full = sent("full", [(d, 0, len(docs[d])) for d in scope if docs[d]], full_tokens)
+                ranges = [(d, 0, len(docs[d])) for d in scope if docs[d]]
+                full = sent("full", ranges, full_tokens, warm=nth > 0)
             else:  # what a client that cuts at the window sends
-                full = sent("full", cut.get().retrieve("", doc_ids, capacity), capacity)
+                ranges = cut.get().retrieve("", doc_ids, capacity)
+                full = sent("full", ranges, capacity, warm=nth > 0)
             retrieve = sent("retrieval", method.retrieve(item.question, doc_ids, base), base, base)
             if decision.mode == "full":
-                chosen = full
+                chosen = sent("full", ranges, full_tokens if fits else capacity, warm=key in router_sent)
+                router_sent.add(key)
             elif decision.budget == base:
                 chosen = retrieve
             else:  # the limits made the router pick a smaller budget
@@ -302,8 +328,50 @@ def evaluate_routes(
     return RouteReport(
         profile=router.profile.name, window=router.profile.window, tokenizer=counter.name,
         limits=asdict(router.limits), budget=base, datasets=tuple(eval_sets), rows=tuple(rows),
-        min_recall_ratio=min_recall_ratio, max_token_ratio=max_token_ratio,
+        min_recall_ratio=min_recall_ratio, max_token_ratio=max_token_ratio, session=session,
     )
+
+
+def adapt_decision(router: Router, method: Any, query: str, doc_ids: Sequence[str] | None,
+                   docs: Mapping[str, str], decision: Any, full_tokens: int) -> Any:
+    """The router's decision at the budget retrieval's confidence picks (:mod:`hybridctx.confidence`)."""
+    from hybridctx.confidence import adapt, budget_range, measure
+
+    lo, hi = budget_range(router, decision.budget)
+    signals = method.signals(query, doc_ids, hi)
+    texts = [docs[d][a:b] for d, a, b in method.retrieve(query, doc_ids, lo)]
+    return adapt(router, decision, measure(query, signals, texts), full_tokens)
+
+
+def pick_sessions(eval_set: EvalSet, per_scope: int, limit: int | None, seed: int = 0) -> EvalSet:
+    """A session workload: runs of ``per_scope`` questions on one scope, up to ``limit`` questions.
+
+    Scopes with at least ``per_scope`` questions are taken in a seeded random
+    order, ``per_scope`` questions of each (in file order); a corpus-wide set
+    (one scope) gives ``limit`` questions in runs of ``per_scope``.
+    """
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(seed)
+    groups: dict[str, list[Any]] = {}
+    for item in eval_set.questions:
+        groups.setdefault("" if eval_set.scope == "corpus" else item.doc_id, []).append(item)
+    want = limit or len(eval_set.questions)
+    if eval_set.scope == "corpus":
+        pool = groups.get("", [])
+        chosen = sorted(rng.sample(range(len(pool)), min(want, len(pool))))
+        return replace(eval_set, questions=tuple(pool[i] for i in chosen))
+    keys = [k for k, items in groups.items() if len(items) >= per_scope]
+    rng.shuffle(keys)
+    picked: list[Any] = []
+    for key in keys:
+        if len(picked) + per_scope > want:
+            break
+        items = groups[key]
+        picked += [items[i] for i in sorted(rng.sample(range(len(items)), per_scope))]
+    needed = {q.doc_id for q in picked} | {d for q in picked for d in q.evidence_doc_ids}
+    return replace(eval_set, questions=tuple(picked), docs={d: t for d, t in eval_set.docs.items() if d in needed})
 
 
 def base_budget(router: Router, asked: int | None) -> int:

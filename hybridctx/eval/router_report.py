@@ -75,12 +75,53 @@ def report_markdown(report: RouteReport) -> str:
         check = report.target(key, fits_only=fits)
         lines.append(f"| {label} | {_pct(check.recall_ratio)} | {_pct(check.token_ratio)} | "
                      f"{'yes' if check.met else 'no'} |")
+    if report.session:
+        lines += session_lines(report)
     unfit = sum(1 for r in report.rows if not r.full_fits)
     if unfit:
         lines += ["", f"{unfit} of {len(report.rows)} questions have more context than fits {report.profile}; "
                       "always-full sends their first tokens up to the window and is scored on that "
                       "(\"all, full fits\" leaves them out)."]
     return "\n".join(lines) + "\n"
+
+
+#: The session target of issue 14: the router's recall and dollars as shares of cached always-full's.
+SESSION_RECALL, SESSION_USD = 0.95, 0.40
+
+
+def session_check(report: RouteReport, dataset: str | None = None, *, fits_only: bool = False) -> dict[str, float]:
+    """The router's recall and dollars against cached always-full's, and its height over the line
+    joining always-retrieve and cached always-full in (USD, recall)."""
+    t = report.totals(dataset, fits_only=fits_only)
+    full, ret, router = t["always-full"], t["always-retrieve"], t["router"]
+    recall_ratio = router.recall / full.recall if full.recall else math.nan
+    usd_ratio = router.usd / full.usd if full.usd else math.nan
+    if full.usd != ret.usd:
+        line = ret.recall + (full.recall - ret.recall) * (router.usd - ret.usd) / (full.usd - ret.usd)
+    else:
+        line = max(full.recall, ret.recall)
+    return {"recall_ratio": recall_ratio, "usd_ratio": usd_ratio, "above_line": router.recall - line,
+            "met": bool(recall_ratio >= SESSION_RECALL and usd_ratio <= SESSION_USD)}
+
+
+def session_lines(report: RouteReport) -> list[str]:
+    """The session verdict: a row per scope."""
+    lines = [
+        "",
+        f"Session workload: {report.session} questions per document within the cache TTL; always-full is "
+        "*cached* always-full (each document's first question billed cold, the rest warm), and the router "
+        "is billed warm for a document it already sent in full.",
+        f"Target: router recall >= {SESSION_RECALL:.0%} of cached always-full's for <= {SESSION_USD:.0%} of its "
+        "dollars, and its (USD, recall) point at or above the line joining always-retrieve and cached always-full.",
+        "",
+        "| dataset | router recall / always-full | router USD / always-full | above the line | met |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for label, key, fits in _scopes(report):
+        c = session_check(report, key, fits_only=fits)
+        lines.append(f"| {label} | {_pct(c['recall_ratio'])} | {_pct(c['usd_ratio'])} | {c['above_line']:+.3f} | "
+                     f"{'yes' if c['met'] else 'no'} |")
+    return lines
 
 
 def report_json(report: RouteReport) -> str:
@@ -100,6 +141,9 @@ def report_json(report: RouteReport) -> str:
         "target": {"min_recall_ratio": report.min_recall_ratio, "max_token_ratio": report.max_token_ratio},
         "totals": totals,
         "checks": checks,
+        "session": report.session,
+        "session_checks": ({label: nan_to_none(session_check(report, key, fits_only=fits))
+                            for label, key, fits in _scopes(report)} if report.session else None),
         "rows": [asdict(r) for r in report.rows],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
@@ -113,6 +157,7 @@ def write_report(report: RouteReport, out_dir: str | Path, stem: str = "route") 
     (out / f"{stem}.md").write_text(table, encoding="utf-8")
     (out / f"{stem}.json").write_text(report_json(report), encoding="utf-8")
     plot_report(report, out / f"{stem}.png")
+    plot_usd(report, out / f"{stem}_usd.png")
     return table
 
 
@@ -146,6 +191,29 @@ def plot_report(report: RouteReport, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     title = f"router on {report.profile}, budget {report.budget:,}{_router_budgets(report)}"
     return save_panels(fig, axes, len(panels), path, title=title)
+
+
+def plot_usd(report: RouteReport, path: str | Path) -> Path:
+    """Recall against estimated dollars per question for the three policies, a panel per dataset."""
+    panels = _scopes(report)
+    fig, axes = panel_grid(len(panels), 3.4)
+    full_name = "cached always-full" if report.session else "always-full"
+    for ax, (label, key, fits) in zip(axes.flat, panels):
+        totals = report.totals(key, fits_only=fits)
+        points = {p: (t.usd / t.questions, t.recall) for p, t in totals.items() if t.questions}
+        if {"always-full", "always-retrieve"} <= set(points):
+            (x0, y0), (x1, y1) = points["always-retrieve"], points["always-full"]
+            ax.plot([x0, x1], [y0, y1], color="grey", lw=0.8, ls="--", zorder=1)
+        for policy, (x, y) in points.items():
+            ax.scatter([x], [y], marker=_MARKERS[policy], s=60, zorder=3,
+                       label=full_name if policy == "always-full" else policy)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlim(left=0)
+        ax.set_title(label)
+        ax.set_xlabel("estimated USD per question")
+        ax.grid(alpha=0.3)
+    kind = f", sessions of {report.session}" if report.session else ""
+    return save_panels(fig, axes, len(panels), path, title=f"recall vs dollars on {report.profile}{kind}")
 
 
 def _f(value: float, digits: int, sep: str = "") -> str:
