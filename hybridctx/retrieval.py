@@ -69,6 +69,9 @@ class RetrievalConfig:
             names a unit the document's structure has ("the third section", "the
             second session", 第五回), the ranking starts at that unit instead;
             0 turns it off.
+        header_weight: weight of a second BM25 field, each landmark's header
+            path (title › section › speaker, :mod:`hybridctx.structure`), added
+            to its sentence's BM25 score; 0 (the default) ranks sentences alone.
     """
 
     mode: SearchMode = "hybrid"
@@ -85,6 +88,7 @@ class RetrievalConfig:
     order: PackOrder = "document"
     markers: bool = True
     position_weight: float = 2.0
+    header_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -100,6 +104,8 @@ class RetrievalConfig:
             raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
         if self.position_weight < 0:
             raise ConfigError(f"position_weight {self.position_weight} must be >= 0 (0 turns positional ranking off)")
+        if not (math.isfinite(self.header_weight) and self.header_weight >= 0):
+            raise ConfigError(f"header_weight {self.header_weight} must be >= 0 (0 ranks sentences alone)")
 
     def candidates_for(self, budget: int | None) -> int:
         """Hits taken from each ranking for a search that fills ``budget`` tokens
@@ -175,7 +181,7 @@ class Retriever:
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
-            if cfg.lexical_context == (0, 0):
+            if cfg.lexical_context == (0, 0) and cfg.header_weight == 0:
                 _, rows = self.store.search_lexical(query, k, doc_ids)
             else:
                 rows = self._contextual_lexical(query, doc_ids, cfg, k)
@@ -270,6 +276,8 @@ class Retriever:
                 shifted[:offset] = scores[-offset:]
                 same[:offset] = groups[:offset] == groups[-offset:]
             smoothed += cfg.lexical_neighbour_weight * np.where(same, shifted, 0.0).astype(np.float32)
+        if cfg.header_weight > 0:
+            smoothed += cfg.header_weight * self._header_lexical(lexical).scores(query)
         rows = lexical.rows
         if doc_ids is not None:
             allowed = self.store.rows_for_documents(doc_ids)
@@ -284,6 +292,27 @@ class Retriever:
             pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
         pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
         return rows[pos]
+
+    def _header_lexical(self, lexical: Any) -> Any:
+        """BM25 over each landmark's header path, aligned with the sentence index's rows
+        (built on first use, again when the store changes)."""
+        cached = getattr(self, "_headers", None)
+        if cached is not None and cached[0] is lexical:
+            return cached[1]
+        from hybridctx.indexers.lexical import LexicalIndex
+
+        texts: dict[int, str] = {}
+        for doc_id in self.store.doc_ids():
+            structure = self._structure(doc_id)
+            if structure is None:
+                break  # a store without structure: the field stays empty
+            marks = self.store.landmarks_of(doc_id)
+            for row, path in zip(marks.rows.tolist(), structure.paths(marks.starts.tolist())):
+                texts[int(row)] = " ".join(path)
+        rows = lexical.rows.tolist()
+        index = LexicalIndex.from_sentences(((r, texts.get(r, "")) for r in rows), lexical.settings)
+        self._headers = (lexical, index)
+        return index
 
     def _paragraph_groups(self, lexical: Any) -> np.ndarray:
         """``(n,) int64`` one code per (document, paragraph), aligned with the BM25 rows."""

@@ -494,3 +494,28 @@ def _replace_file_record(node, name: str, digest: str, size: int) -> None:
     elif isinstance(node, list):
         for value in node:
             _replace_file_record(value, name, digest, size)
+
+
+def test_header_path_as_a_bm25_field(encoder) -> None:
+    from hybridctx.datatypes import Document
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexing import index_documents
+    from hybridctx.retrieval import RetrievalConfig, Retriever
+
+    filler = " ".join(f"Clause filler sentence number {i} about deliveries and invoices." for i in range(60))
+    text = (f"SUPPLY AGREEMENT\n\n1. DELIVERY\n\n{filler}\n\n12. GOVERNING LAW\n\n"
+            "This Agreement shall be construed under the statutes of Delaware.\n\n13. NOTICES\n\n" + filler + "\n")
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    index_documents([Document("supply", text)], store, encoder, show_progress=False)
+    question = "governing law"
+    plain = Retriever(store, encoder, RetrievalConfig(mode="lexical")).candidates(question, budget=200)
+    headed = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=1.0)).candidates(
+        question, budget=200)
+    target = text.index("This Agreement shall")
+    def covers(c) -> bool:
+        return c.sentences[0][0] <= target < c.sentences[-1][1]
+
+    assert not any(covers(c) for c in plain)  # by its own words, only the heading matches
+    assert any(covers(c) for c in headed[:2])  # the clause under the heading is found by its header path
+    with pytest.raises(Exception, match="header_weight -1"):
+        RetrievalConfig(header_weight=-1)

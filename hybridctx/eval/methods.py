@@ -92,6 +92,10 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "pos1": {"position_weight": 1.0},
     "pos4": {"position_weight": 4.0},
     "nomarkers": {"markers": False},
+    # Issue 13: BM25 over each landmark's header path as a second field, at three weights.
+    "hdr025": {"header_weight": 0.25},
+    "hdr05": {"header_weight": 0.5},
+    "hdr1": {"header_weight": 1.0},
 }
 
 
