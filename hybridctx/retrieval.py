@@ -20,7 +20,7 @@ from hybridctx.errors import ConfigError
 from hybridctx.fusion import reciprocal_rank_fusion
 from hybridctx.packing import PackOrder, SpanCandidate, pack
 from hybridctx.query_hints import PositionHint, detect_position
-from hybridctx.spans import GrowthRule, grow_spans
+from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
 from hybridctx.structure import structural_units
 from hybridctx.tokens import get_counter
 
@@ -72,6 +72,9 @@ class RetrievalConfig:
         header_weight: weight of a second BM25 field, each landmark's header
             path (title › section › speaker, :mod:`hybridctx.structure`), added
             to its sentence's BM25 score; 0 (the default) ranks sentences alone.
+        section_growth: spans also stop growing at section boundaries (a
+            heading or session header of the document's structure), not only
+            at blank lines.
     """
 
     mode: SearchMode = "hybrid"
@@ -89,6 +92,7 @@ class RetrievalConfig:
     markers: bool = True
     position_weight: float = 2.0
     header_weight: float = 0.0
+    section_growth: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -210,7 +214,8 @@ class Retriever:
             marks = self.store.landmarks_for_rows(rows)
             located = ([str(d) for d in marks.doc_ids], marks.ordinals)
         hits = list(zip(located[0], located[1].tolist(), scores.tolist()))
-        spans = grow_spans(hits, self._documents.sentences, cfg.growth)
+        sentences_of = self._sectioned_sentences if cfg.section_growth else self._documents.sentences
+        spans = grow_spans(hits, sentences_of, cfg.growth)
         timings["spans"] = _ms(t)
         return spans
 
@@ -292,6 +297,20 @@ class Retriever:
             pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
         pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
         return rows[pos]
+
+    def _sectioned_sentences(self, doc_id: str) -> SentenceTable:
+        """The document's sentence table with a new "paragraph" at every section start too,
+        so that growth within a paragraph stops at headings and session headers."""
+        table = self._documents.sentences(doc_id)
+        structure = self._structure(doc_id)
+        if structure is None or not structure.headings:
+            return table
+        heading_starts = np.asarray([h.start for h in structure.headings], dtype=np.int64)
+        sections = np.searchsorted(heading_starts, table.starts, side="right")
+        changed = np.zeros(len(table.starts), dtype=np.int64)
+        if len(changed) > 1:
+            changed[1:] = (np.diff(table.paragraphs) != 0) | (np.diff(sections) != 0)
+        return SentenceTable(table.starts, table.ends, np.cumsum(changed))
 
     def _header_lexical(self, lexical: Any) -> Any:
         """BM25 over each landmark's header path, aligned with the sentence index's rows

@@ -96,6 +96,8 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "hdr025": {"header_weight": 0.25},
     "hdr05": {"header_weight": 0.5},
     "hdr1": {"header_weight": 1.0},
+    # Issue 13: span growth stops at section and session boundaries.
+    "secgrow": {"section_growth": True},
 }
 
 
