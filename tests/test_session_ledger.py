@@ -204,3 +204,27 @@ def test_route_cli_reads_the_ledger_and_the_expected_questions(session_index, ca
     assert json.loads(capsys.readouterr().out)["cache"]["scope_warm"] is False
     assert main(args + ["--expected-questions", "0"]) == 2
     assert "--expected-questions" in capsys.readouterr().err
+
+
+def test_ask_cli_records_its_full_send_and_no_session_does_not(session_index, llm_server, capsys) -> None:
+    from loopback_server import Reply, completion_body
+
+    from hybridctx.cli import main
+
+    index_dir, profiles = session_index
+    ledger_path(index_dir).unlink(missing_ok=True)
+    args = ["ask", "Who was sitting on the bank?", "--index", str(index_dir), "--llm", llm_server.base_url,
+            "--model", "test-model", "--api-key-env", "NO_SUCH_KEY_VAR", "--profile", "round-cached",
+            "--profiles", str(profiles), "--expected-questions", "10", "--json"]
+    llm_server.queue(Reply(body=completion_body("Alice [1].")))
+    assert main(args + ["--no-session"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["mode"] == "full" and first["route"]["cache"]["applies"] == "amortised"
+    assert not ledger_path(index_dir).exists()  # --no-session: neither read nor written
+    llm_server.queue(Reply(body=completion_body("Alice [1].")), Reply(body=completion_body("Alice [1].")))
+    assert main(args) == 0
+    capsys.readouterr()
+    assert ledger_path(index_dir).exists()
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["route"]["cache"] == {"applies": "warm", "scope_warm": True, "expected_questions": 10}
