@@ -19,9 +19,9 @@ from hybridctx.document_cache import DocumentCache
 from hybridctx.errors import ConfigError
 from hybridctx.fusion import reciprocal_rank_fusion
 from hybridctx.packing import PackOrder, SpanCandidate, pack
-from hybridctx.query_hints import PositionHint, detect_position
+from hybridctx.query_hints import PositionHint, QueryHints, detect_position, hints_for
 from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
-from hybridctx.structure import structural_units
+from hybridctx.structure import matches_hints, structural_units
 from hybridctx.tokens import get_counter
 
 __all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
@@ -72,6 +72,11 @@ class RetrievalConfig:
         header_weight: weight of a second BM25 field, each landmark's header
             path (title › section › speaker, :mod:`hybridctx.structure`), added
             to its sentence's BM25 score; 0 (the default) ranks sentences alone.
+        hint_weight: weight in the fusion of a ranking of the dense and BM25 hits
+            that lie under what the question names — a date or date range (the
+            turn's or session's date), a speaker (the turn's), a section by
+            number or title (a heading above it); see :mod:`hybridctx.query_hints`.
+            0 (the default) turns it off.
         section_growth: spans also stop growing at section boundaries (a
             heading or session header of the document's structure), not only
             at blank lines.
@@ -93,6 +98,7 @@ class RetrievalConfig:
     position_weight: float = 2.0
     header_weight: float = 0.0
     section_growth: bool = False
+    hint_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -108,6 +114,8 @@ class RetrievalConfig:
             raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
         if self.position_weight < 0:
             raise ConfigError(f"position_weight {self.position_weight} must be >= 0 (0 turns positional ranking off)")
+        if not (math.isfinite(self.hint_weight) and self.hint_weight >= 0):
+            raise ConfigError(f"hint_weight {self.hint_weight} must be >= 0 (0 turns hint ranking off)")
         if not (math.isfinite(self.header_weight) and self.header_weight >= 0):
             raise ConfigError(f"header_weight {self.header_weight} must be >= 0 (0 ranks sentences alone)")
 
@@ -202,6 +210,13 @@ class Retriever:
                 logger.debug("positional question (%r): favouring the %s of each document", position.phrase, position.anchor)
                 rankings.append(rows)
                 weights.append(cfg.position_weight)
+        if cfg.hint_weight > 0 and rankings:
+            t = time.perf_counter()
+            rows = self._hinted_rows(hints_for(query), rankings, k)
+            timings["hints"] = _ms(t)
+            if len(rows):
+                rankings.append(rows)
+                weights.append(cfg.hint_weight)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
         if signals is not None:
@@ -297,6 +312,26 @@ class Retriever:
             pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
         pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
         return rows[pos]
+
+    def _hinted_rows(self, hints: QueryHints, rankings: list[np.ndarray], k: int) -> np.ndarray:
+        """The hits of ``rankings`` (interleaved, best first) that lie under a date, speaker or
+        section the question names; empty when it names none or none matches."""
+        if not (hints.dates or hints.speakers or hints.sections):
+            return np.zeros(0, dtype=np.int64)
+        seen: dict[int, None] = {}
+        for rank in range(max((len(r) for r in rankings), default=0)):
+            for ranking in rankings:
+                if rank < len(ranking):
+                    seen.setdefault(int(ranking[rank]), None)
+        rows = np.fromiter(seen, dtype=np.int64, count=len(seen))
+        if not len(rows):
+            return rows
+        marks = self.store.landmarks_for_rows(rows)
+        keep = np.zeros(len(rows), dtype=bool)
+        for i in range(len(rows)):
+            structure = self._structure(str(marks.doc_ids[i]))
+            keep[i] = structure is not None and matches_hints(structure, int(marks.starts[i]), hints)
+        return rows[keep][:k]
 
     def _sectioned_sentences(self, doc_id: str) -> SentenceTable:
         """The document's sentence table with a new "paragraph" at every section start too,

@@ -40,8 +40,8 @@ from typing import Any, Mapping, Sequence
 
 from hybridctx.dates import find_dates
 
-__all__ = ["DocumentStructure", "Heading", "Page", "Turn", "extract_structure", "structural_units",
-           "structure_from_json"]
+__all__ = ["DocumentStructure", "Heading", "Page", "Turn", "extract_structure", "matches_hints",
+           "structural_units", "structure_from_json"]
 
 SEPARATOR = " › "
 FORMAT_VERSION = 1
@@ -207,6 +207,84 @@ def structural_units(structure: DocumentStructure, unit: str) -> list[int]:
         return []
     top = min(h.level for h in found)
     return [h.start for h in found if h.level == top]
+
+
+_ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
+_WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_ZH_NUMBERS = {c: i for i, c in enumerate("零一二三四五六七八九十")}
+
+
+def _as_number(token: str) -> int | None:
+    """3, III, three, 三 (and 十二) as an int; ``None`` for anything else."""
+    t = token.strip().lower()
+    if t.isdigit():
+        return int(t)
+    if t in _WORD_NUMBERS:
+        return _WORD_NUMBERS[t]
+    if t and all(c in _ROMAN for c in t):
+        values = [_ROMAN[c] for c in t]
+        return sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values))
+    if t and all(c in _ZH_NUMBERS for c in t):
+        if "十" in t:
+            tens, _, ones = t.partition("十")
+            return (_ZH_NUMBERS.get(tens, 1) if tens else 1) * 10 + (_ZH_NUMBERS.get(ones, 0) if ones else 0)
+        return _ZH_NUMBERS[t] if len(t) == 1 else None
+    return None
+
+
+_LABEL_NUMBER = re.compile(r"(\d{1,3}(?:\.\d{1,3})*|\b[IVXLC]{1,6}\b|[零一二三四五六七八九十]{1,3}|\b(?:one|two|three|four|five"
+                           r"|six|seven|eight|nine|ten|eleven|twelve)\b)", re.I)
+
+
+def _heading_matches(heading: Heading, kind: str, number: str | None, name: str | None) -> bool:
+    label = " ".join(heading.label.split())
+    if name is not None:
+        return name.lower() in label.lower()
+    if number is None:
+        return False
+    found = _LABEL_NUMBER.search(label)
+    if found is None:
+        return False
+    if "." in number or "." in found.group(1):
+        return found.group(1).rstrip(".") == number.rstrip(".")
+    return _as_number(found.group(1)) is not None and _as_number(found.group(1)) == _as_number(number)
+
+
+def matches_hints(structure: DocumentStructure, offset: int, hints: Any) -> bool:
+    """Whether the text at ``offset`` lies under everything a question names
+    (:class:`hybridctx.query_hints.QueryHints`): a date in range (its turn's date,
+    else its section's), a speaker (its turn's, first names match), and a section
+    (a heading above it, by number or by title)."""
+    from hybridctx.dates import within
+
+    if not (hints.speakers or hints.dates or hints.sections):
+        return False
+    turn = structure.turn_at(offset)
+    chain = structure.section_at(offset)
+    if hints.speakers:
+        speaker = turn.speaker.lower() if turn is not None and turn.speaker else ""
+        if not speaker or not any(speaker == s.lower() or speaker.split()[0] == s.lower().split()[0]
+                                  for s in hints.speakers):
+            return False
+    if hints.dates:
+        date = turn.date if turn is not None and turn.date else next((h.date for h in reversed(chain) if h.date), None)
+        if date is None or not any(_date_in(date, d.start, d.end) for d in hints.dates):
+            return False
+    if hints.sections:
+        return any(_heading_matches(h, s.kind, s.number, s.name) for h in chain for s in hints.sections)
+    return True
+
+
+def _date_in(date: str, start: str | None, end: str | None) -> bool:
+    """Whether ISO ``date`` lies in ``start .. end`` (ISO prefixes; ``--MM`` a month of any year)."""
+    if start is not None and start.startswith("--"):
+        return date[4:7] == start[1:] if end == start else date[5:7] >= start[2:] and (end is None or date[5:7] <= end[-2:])
+    if start is not None and not (date >= start or date.startswith(start)):
+        return False
+    if end is not None and not (date <= end or date.startswith(end)):
+        return False
+    return True
 
 
 def structure_from_json(data: str, text: str) -> DocumentStructure | None:

@@ -13,6 +13,7 @@ import pytest
 
 from hybridctx.dates import find_dates, within
 from hybridctx.documents import load_documents
+from hybridctx.spans import GrowthRule
 from hybridctx.structure import DocumentStructure, extract_structure, structure_from_json
 
 MARKDOWN = """# Field Guide to Garden Birds
@@ -539,3 +540,42 @@ def test_span_growth_can_stop_at_section_boundaries(encoder) -> None:
     session_2 = text.index("Session 2")
     assert merged.sentences[0][0] < session_2  # grown back into session 1
     assert bounded.sentences[0][0] == session_2  # stops at the session header
+
+
+def test_matches_hints_reads_dates_speakers_and_sections() -> None:
+    from hybridctx.query_hints import hints_for
+    from hybridctx.structure import matches_hints
+
+    s = extract_structure(MEETING)
+
+    def matched(question: str) -> list[str]:
+        return [MEETING[t.start:t.end] for t in s.turns if matches_hints(s, t.start, hints_for(question))]
+
+    assert matched("What did Tom say on March 11, 2024?") == ["Tom: Production rollout is set for Thursday."]
+    assert len(matched("What happened in March 2024?")) == 5
+    assert matched("What was said since 2024-03-05?") == ["Tom: Production rollout is set for Thursday.",
+                                                          "Priya: I will write the announcement."]
+    assert matched("What is the weather like?") == []
+    novel = extract_structure(NOVEL)
+    assert matches_hints(novel, NOVEL.index("They left"), hints_for("What happens in chapter 2?"))
+    assert not matches_hints(novel, NOVEL.index("The rain"), hints_for("What happens in chapter two?"))
+    contract = extract_structure(CONTRACT)
+    assert matches_hints(contract, CONTRACT.index("without regard"), hints_for("What does the Governing Law clause say?"))
+
+
+def test_hint_weight_boosts_hits_under_the_named_speaker_and_date(encoder) -> None:
+    from hybridctx.datatypes import Document
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexing import index_documents
+    from hybridctx.retrieval import RetrievalConfig, Retriever
+
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    index_documents([Document("meet", MEETING)], store, encoder, show_progress=False)
+    question = "What did Tom say about the rollout on March 11, 2024?"
+    timings: dict = {}
+    found = Retriever(store, encoder, RetrievalConfig(hint_weight=2.0, growth=GrowthRule(back=0, forward=0))).candidates(
+        question, timings=timings, budget=100)
+    target = MEETING.index("Tom: Production rollout")
+    assert found[0].sentences[0][0] == target and "hints" in timings
+    with pytest.raises(Exception, match="hint_weight"):
+        RetrievalConfig(hint_weight=-0.5)

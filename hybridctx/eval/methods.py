@@ -98,6 +98,9 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "hdr1": {"header_weight": 1.0},
     # Issue 13: span growth stops at section and session boundaries.
     "secgrow": {"section_growth": True},
+    # Issue 13: hits under the date, speaker or section a question names are boosted.
+    "hint1": {"hint_weight": 1.0},
+    "hint2": {"hint_weight": 2.0},
 }
 
 
