@@ -1,0 +1,67 @@
+"""Retrieval confidence against the budget a question needs (issue 14, part 3).
+
+Why: ``hybridctx.confidence`` maps its score to a budget between 0.5x and 1.5x the
+router's; whether that buys recall per token shows only against the recall each
+question gets at each budget. This writes, per question, the confidence signals
+and the evidence recall at 0.5x, 0.75x, 1x, 1.25x and 1.5x the router's budget,
+so mappings can be compared without re-running retrieval:
+
+    python benchmarks/confidence_budget.py --data ../shared/data --cache results/cache \
+        --out results/i14/confidence_budget.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SHARES = (0.5, 0.75, 1.0, 1.25, 1.5)
+
+
+def main() -> None:
+    from hybridctx.confidence import budget_range, measure
+    from hybridctx.eval.datasets import load_datasets
+    from hybridctx.eval.methods import MethodOptions, build_methods
+    from hybridctx.eval.scoring import score_question
+    from hybridctx.profiles import profile_counter
+    from hybridctx.router import RouteLimits, Router
+    from hybridctx.tokens import count_many
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--datasets", default="locomo,leval,hotpotqa")
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--profile", default="kimi")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    router = Router(args.profile, RouteLimits(adaptive_budget=True))
+    counter = profile_counter(router.profile)
+    sets = load_datasets(args.data, args.datasets.split(","), limit=args.limit, seed=0)
+    (method,) = build_methods(["hybridctx"], MethodOptions(tokenizer=counter.name, cache_dir=Path(args.cache)
+                                                           if args.cache else None, show_progress=False))
+    with open(args.out, "w", encoding="utf-8") as out:
+        for name, eval_set in sets.items():
+            method.prepare(eval_set.docs)
+            docs = eval_set.docs
+            tokens = dict(zip(docs, count_many(counter, list(docs.values()))))
+            for item in eval_set.questions:
+                doc_ids = eval_set.doc_ids_for(item)
+                full = sum(tokens[d] for d in (list(docs) if doc_ids is None else doc_ids))
+                decision = router.decide(item.question, full)
+                lo, hi = budget_range(router, decision.budget)
+                signals = method.signals(item.question, doc_ids, hi)
+                texts = [docs[d][a:b] for d, a, b in method.retrieve(item.question, doc_ids, lo)]
+                conf = measure(item.question, signals, texts)
+                recall = {}
+                for share in SHARES:
+                    b = max(1, round(decision.budget * share))
+                    recall[str(share)] = score_question(item, method.retrieve(item.question, doc_ids, b), docs)
+                out.write(json.dumps({"dataset": name, "id": item.id, "mode": decision.mode, "budget": decision.budget,
+                                      "full_tokens": full, **conf.to_json(), "recall": recall}) + "\n")
+                out.flush()
+
+
+if __name__ == "__main__":
+    main()
