@@ -161,11 +161,18 @@ MEASURED = {
 }
 
 
-def _labelled() -> list[tuple[str, str, set[str]]]:
+# The held-out set (43 questions, 16 in Chinese), written after the rules were fixed.
+MEASURED_HELDOUT = {
+    "position": (1.0, 1.0), "ordinal": (1.0, 1.0), "date": (1.0, 1.0),
+    "section": (1.0, 1.0), "speaker": (1.0, 1.0), "corpus": (0.714, 1.0),
+}
+
+
+def _labelled(name: str = "query_hints.tsv") -> list[tuple[str, str, set[str]]]:
     from pathlib import Path
 
     rows = []
-    for line in (Path(__file__).parent / "data" / "query_hints.tsv").read_text(encoding="utf-8").splitlines():
+    for line in (Path(__file__).parent / "data" / name).read_text(encoding="utf-8").splitlines():
         if line.startswith("#") or not line.strip():
             continue
         lang, labels, question = line.split("\t")[:3]
@@ -193,12 +200,16 @@ def test_labelled_set_is_large_enough_and_bilingual() -> None:
     assert len({q for _, q, _ in rows}) == len(rows)
 
 
-def test_precision_and_recall_hold() -> None:
-    measured = precision_recall(_labelled())
-    for hint, (precision, recall) in MEASURED.items():
+@pytest.mark.parametrize(("name", "expected", "least", "margin"), [
+    ("query_hints.tsv", MEASURED, 15, 0.02),
+    ("query_hints_heldout.tsv", MEASURED_HELDOUT, 5, 0.05),  # smaller: one question moves it more
+])
+def test_precision_and_recall_hold(name: str, expected: dict, least: int, margin: float) -> None:
+    measured = precision_recall(_labelled(name))
+    for hint, (precision, recall) in expected.items():
         got_p, got_r, n = measured[hint]
-        assert n >= 15, hint
-        assert got_p >= precision - 0.02 and got_r >= recall - 0.02, (hint, got_p, got_r)
+        assert n >= least, hint
+        assert got_p >= precision - margin and got_r >= recall - margin, (hint, got_p, got_r)
 
 
 # --------------------------------------------------------------------------- the k-th unit in retrieval
