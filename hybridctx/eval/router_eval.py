@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -283,16 +284,19 @@ def evaluate_routes(
                    disable=None if show_progress is None else not show_progress)
         seen: dict[tuple[str, ...], int] = {}
         router_sent: set[tuple[str, ...]] = set()
+        in_scope = Counter(tuple(eval_set.doc_ids_for(q) or docs) for q in eval_set.questions)
         for item in bar:
             doc_ids = eval_set.doc_ids_for(item)
             scope = list(docs) if doc_ids is None else doc_ids
-            key = tuple(scope)
+            key = tuple(doc_ids or docs)
             full_tokens = sum(doc_tokens[d] for d in scope)
             nth = seen.get(key, 0)
             seen[key] = nth + 1
             if session:
+                run_start = nth - nth % session  # this run: up to `session` questions, fewer at the scope's end
+                left = min(session, in_scope[key] - run_start) - nth % session
                 decision = router.decide(item.question, full_tokens, budget, warm=key in router_sent,
-                                         expected_questions=session - nth % session)
+                                         expected_questions=max(1, left))
             else:
                 decision = router.decide(item.question, full_tokens, budget)
             if router.limits.adaptive_budget and decision.mode == "retrieval":
@@ -346,9 +350,11 @@ def adapt_decision(router: Router, method: Any, query: str, doc_ids: Sequence[st
 def pick_sessions(eval_set: EvalSet, per_scope: int, limit: int | None, seed: int = 0) -> EvalSet:
     """A session workload: runs of ``per_scope`` questions on one scope, up to ``limit`` questions.
 
-    Scopes with at least ``per_scope`` questions are taken in a seeded random
-    order, ``per_scope`` questions of each (in file order); a corpus-wide set
-    (one scope) gives ``limit`` questions in runs of ``per_scope``.
+    Scopes are taken from the most questions down (ties in a seeded random
+    order), ``per_scope`` questions of each (in file order), or all of a scope
+    that has fewer but at least half as many (L-Eval has at most 8 scorable
+    questions per document); a corpus-wide set (one scope) gives ``limit``
+    questions in runs of ``per_scope``.
     """
     import random
     from dataclasses import replace
@@ -362,14 +368,16 @@ def pick_sessions(eval_set: EvalSet, per_scope: int, limit: int | None, seed: in
         pool = groups.get("", [])
         chosen = sorted(rng.sample(range(len(pool)), min(want, len(pool))))
         return replace(eval_set, questions=tuple(pool[i] for i in chosen))
-    keys = [k for k, items in groups.items() if len(items) >= per_scope]
+    keys = [k for k, items in groups.items() if len(items) >= max(2, (per_scope + 1) // 2)]
     rng.shuffle(keys)
+    keys.sort(key=lambda k: -min(len(groups[k]), per_scope))
     picked: list[Any] = []
     for key in keys:
-        if len(picked) + per_scope > want:
-            break
         items = groups[key]
-        picked += [items[i] for i in sorted(rng.sample(range(len(items)), per_scope))]
+        take = min(per_scope, len(items))
+        if len(picked) + take > want:
+            break
+        picked += [items[i] for i in sorted(rng.sample(range(len(items)), take))]
     needed = {q.doc_id for q in picked} | {d for q in picked for d in q.evidence_doc_ids}
     return replace(eval_set, questions=tuple(picked), docs={d: t for d, t in eval_set.docs.items() if d in needed})
 
