@@ -100,12 +100,16 @@ def test_500s_back_off_exponentially_then_fail_with_the_status(server: Embedding
 
 
 def test_a_slow_server_times_out_and_the_retry_succeeds(server: EmbeddingServer, tmp_path: Path) -> None:
-    # 2 s of patience against 6 s of silence; an unhindered answer takes well under 2 s even on a busy CPU.
-    client, slept = _client(server, tmp_path, timeout_s=2.0, backoff_s=0.01)
-    server.faults.append(Fault(200, delay_s=6.0))
+    # 5 s of patience against 30 s of silence (the server answers each request in its own thread and
+    # stops waiting when it shuts down); an unhindered answer of one text takes well under a second,
+    # and the warm-up call first means no model load falls inside the timed requests even on a CPU
+    # shared with other jobs (2 s flaked once at a load average of 9).
+    client, slept = _client(server, tmp_path, timeout_s=5.0, backoff_s=0.01)
+    client.embed(["a warm-up call, answered at once"])
+    server.faults.append(Fault(200, delay_s=30.0))
     vectors = client.embed(["answered on the second try"])
     assert vectors.shape == (1, 384) and client.stats.retries == 1
-    server.faults.extend([Fault(200, delay_s=6.0)] * 2)
+    server.faults.extend([Fault(200, delay_s=30.0)] * 2)
     client.max_retries = 1
     with pytest.raises(EncoderError, match="no reply"):
         client.embed(["slow twice"])
