@@ -96,6 +96,7 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "hdr025": {"header_weight": 0.25},
     "hdr05": {"header_weight": 0.5},
     "hdr1": {"header_weight": 1.0},
+    "hdr2": {"header_weight": 2.0},
     # Issue 13: span growth stops at section and session boundaries.
     "secgrow": {"section_growth": True},
     # Issue 13: hits under the date, speaker or section a question names are boosted.
