@@ -1,0 +1,58 @@
+"""Recall against dollars per policy for the issue-14 session workload (one PNG for docs/benchmarks.md).
+
+Reads the ``eval route --session`` reports and draws, per profile, the (USD per question, recall)
+point of always-retrieve, cached always-full, the router and the router with --adaptive-budget,
+over the questions whose full context fits, with the line joining always-retrieve and cached
+always-full (the issue's bar: the router at or above it):
+
+    python benchmarks/plot_sessions.py results/i14 docs/results/route_sessions_usd.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RUNS = {"kimi": ("route_kimi_session", "route_kimi_session_adaptive"),
+        "qwen2.5-7b-1m on an H100 (vLLM)": ("route_qwen_session", "route_qwen_session_adaptive")}
+SCOPE = "all, full fits"
+
+
+def main(folder: str, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(RUNS), figsize=(5.2 * len(RUNS), 4.0))
+    for ax, (title, (plain, adaptive)) in zip(axes, RUNS.items()):
+        base = json.loads((Path(folder) / f"{plain}.json").read_text(encoding="utf-8"))
+        totals = base["totals"].get(SCOPE) or base["totals"]["all"]
+        points = {"always-retrieve": totals["always-retrieve"], "cached always-full": totals["always-full"],
+                  "router": totals["router"]}
+        extra = Path(folder) / f"{adaptive}.json"
+        if extra.is_file():
+            other = json.loads(extra.read_text(encoding="utf-8"))["totals"]
+            points["router, adaptive budget"] = (other.get(SCOPE) or other["all"])["router"]
+        xy = {k: (v["usd"] / v["questions"], v["recall"]) for k, v in points.items()}
+        (x0, y0), (x1, y1) = xy["always-retrieve"], xy["cached always-full"]
+        ax.plot([x0, x1], [y0, y1], color="grey", lw=0.8, ls="--", label="retrieve-full line")
+        for (name, (x, y)), marker in zip(xy.items(), "^sovD"):
+            ax.scatter([x], [y], marker=marker, s=70, label=name, zorder=3)
+        ax.axvline(0.4 * x1, color="tab:green", lw=0.8, ls=":", label="40% of cached full")
+        ax.axhline(0.95 * y1, color="tab:red", lw=0.8, ls=":", label="95% of full recall")
+        ax.set_title(f"{title}, sessions of {base['session']}")
+        ax.set_xlabel("estimated USD per question")
+        ax.set_ylabel("evidence recall")
+        ax.set_xlim(left=0)
+        ax.set_ylim(0.7, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
