@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "0.5x and 1.5x the router's")
     p.add_argument("--escalate-below", type=float, default=None, metavar="C",
                    help="with --adaptive-budget: a confidence below C (0..1) sends full context when it fits")
+    p.add_argument("--cached-full-usd-ratio", type=float, default=None, metavar="R",
+                   help="a warm or amortised full context counts as cheap at up to R times retrieval's cost "
+                        "(RouteLimits.cached_full_usd_ratio, default 1)")
     p.add_argument("--session", type=int, default=None, metavar="N",
                    help="a session workload: N questions per document within the cache TTL (the router is "
                         "told so and sees its own full sends as warm; always-full is billed cold once, then "
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--escalate-below needs --adaptive-budget")
     limits = {"max_usd": args.max_usd, "max_latency_s": args.max_latency_s, "max_kv_gib": args.max_kv_gib,
               "min_budget": args.min_budget, "max_budget": args.max_budget,
-              "adaptive_budget": args.adaptive_budget or None, "escalate_below": args.escalate_below}
+              "adaptive_budget": args.adaptive_budget or None, "escalate_below": args.escalate_below,
+              "cached_full_usd_ratio": args.cached_full_usd_ratio}
     router = Router(args.profile, RouteLimits.from_mapping({k: v for k, v in limits.items() if v is not None}),
                     profiles_file=args.profiles)
     counter = profile_counter(router.profile)
