@@ -119,10 +119,15 @@ def write_report(report: AnswerReport, out_dir: str | Path, stem: str = "answers
 
 def plot_report(report: AnswerReport, path: str | Path) -> Path:
     """F1 (option accuracy where a set has no answer text) against the dollars spent, per policy."""
+    from matplotlib.ticker import MaxNLocator
+
     panels = _scopes(report)
     fig, axes = panel_grid(len(panels), 3.4)
     for ax, (label, key) in zip(axes.flat, panels):
-        for policy, t in report.totals(key).items():
+        totals = report.totals(key)
+        ax.set_xlim(0, max([t["usd"] for t in totals.values()] + [1e-9]) * 1.25)  # from $0: a ratio is read off
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        for policy, t in totals.items():
             y = t["f1"] if not math.isnan(t["f1"]) else t["mc_accuracy"]
             if math.isnan(y):
                 continue
@@ -134,7 +139,7 @@ def plot_report(report: AnswerReport, path: str | Path) -> Path:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes[0][0].set_ylabel("answer F1 (MC accuracy)")
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"answers by {report.model}: F1 against dollars", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
