@@ -70,7 +70,8 @@ class RetrievalConfig:
             second session", 第五回), the ranking starts at that unit instead;
             0 turns it off.
         header_weight: weight of a second BM25 field, each landmark's header
-            path (title › section › speaker, :mod:`hybridctx.structure`), added
+            path (title › section › subsection, or the session header;
+            :mod:`hybridctx.structure`), added
             to its sentence's BM25 score; 0 (the default) ranks sentences alone.
         hint_weight: weight in the fusion of a ranking of the dense and BM25 hits
             that lie under what the question names — a date or date range (the
@@ -361,7 +362,10 @@ class Retriever:
             if structure is None:
                 break  # a store without structure: the field stays empty
             marks = self.store.landmarks_of(doc_id)
-            for row, path in zip(marks.rows.tolist(), structure.paths(marks.starts.tolist())):
+            # Without the speaker: a turn's own text names its speaker already, and a name
+            # in the question must not lift every turn of that speaker (locomo lost 1-2
+            # questions a budget to it).
+            for row, path in zip(marks.rows.tolist(), structure.paths(marks.starts.tolist(), speaker=False)):
                 texts[int(row)] = " ".join(path)
         rows = lexical.rows.tolist()
         index = LexicalIndex.from_sentences(((r, texts.get(r, "")) for r in rows), lexical.settings)

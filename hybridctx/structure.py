@@ -147,21 +147,21 @@ class DocumentStructure:
         i = bisect_right(self._page_starts, offset) - 1  # type: ignore[attr-defined]
         return self.pages[i].number if i >= 0 else None
 
-    def path_at(self, offset: int) -> tuple[str, ...]:
+    def path_at(self, offset: int, *, speaker: bool = True) -> tuple[str, ...]:
         """The header path of the text at ``offset``: the title, the headings above it
-        (outermost first), then the speaker of its turn."""
+        (outermost first), then (unless ``speaker`` is false) the speaker of its turn."""
         chain = self.section_at(offset)
         path = [_one_line(h.label) for h in chain]
         if self.title and not (chain and (chain[0].level == 0 or path[0] == _one_line(self.title))):
             path.insert(0, _one_line(self.title))
-        turn = self.turn_at(offset)
+        turn = self.turn_at(offset) if speaker else None
         if turn is not None and turn.speaker:
             path.append(turn.speaker)
         return tuple(path)
 
-    def paths(self, starts: Sequence[int]) -> list[tuple[str, ...]]:
+    def paths(self, starts: Sequence[int], *, speaker: bool = True) -> list[tuple[str, ...]]:
         """:meth:`path_at` of each offset (e.g. every landmark's start)."""
-        return [self.path_at(int(s)) for s in starts]
+        return [self.path_at(int(s), speaker=speaker) for s in starts]
 
     def summary(self) -> dict[str, Any]:
         """Counts for listings: headings, turns, speakers, dated turns, pages."""
