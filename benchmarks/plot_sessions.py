@@ -1,7 +1,8 @@
 """Recall against dollars per policy for the issue-14 session workload (one PNG for docs/benchmarks.md).
 
 Reads the ``eval route --session`` reports and draws, per profile, the (USD per question, recall)
-point of always-retrieve, cached always-full, the router and the router with --adaptive-budget,
+point of always-retrieve, cached always-full, the router (cached_full_usd_ratio 1.0), the router with
+--adaptive-budget and the router at the default ratio 1.1,
 over the questions whose full context fits, with the line joining always-retrieve and cached
 always-full (the issue's bar: the router at or above it):
 
@@ -14,8 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-RUNS = {"kimi": ("route_kimi_session", "route_kimi_session_adaptive"),
-        "qwen2.5-7b-1m on an H100 (vLLM)": ("route_qwen_session", "route_qwen_session_adaptive")}
+RUNS = {"kimi": ("route_kimi_session", "route_kimi_session_adaptive", "route_kimi_session_r1.1"),
+        "qwen2.5-7b-1m on an H100 (vLLM)": ("route_qwen_session", "route_qwen_session_adaptive",
+                                            "route_qwen_session_r1.1")}
 SCOPE = "all, full fits"
 
 
@@ -26,19 +28,20 @@ def main(folder: str, out: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(RUNS), figsize=(5.2 * len(RUNS), 4.0))
-    for ax, (title, (plain, adaptive)) in zip(axes, RUNS.items()):
+    for ax, (title, (plain, adaptive, ratio)) in zip(axes, RUNS.items()):
         base = json.loads((Path(folder) / f"{plain}.json").read_text(encoding="utf-8"))
         totals = base["totals"].get(SCOPE) or base["totals"]["all"]
         points = {"always-retrieve": totals["always-retrieve"], "cached always-full": totals["always-full"],
-                  "router": totals["router"]}
-        extra = Path(folder) / f"{adaptive}.json"
-        if extra.is_file():
-            other = json.loads(extra.read_text(encoding="utf-8"))["totals"]
-            points["router, adaptive budget"] = (other.get(SCOPE) or other["all"])["router"]
+                  "router, cached_full_usd_ratio 1.0": totals["router"]}
+        for label, stem in (("router, adaptive budget (1.0)", adaptive), ("router, ratio 1.1 (default)", ratio)):
+            extra = Path(folder) / f"{stem}.json"
+            if extra.is_file():
+                other = json.loads(extra.read_text(encoding="utf-8"))["totals"]
+                points[label] = (other.get(SCOPE) or other["all"])["router"]
         xy = {k: (v["usd"] / v["questions"], v["recall"]) for k, v in points.items()}
         (x0, y0), (x1, y1) = xy["always-retrieve"], xy["cached always-full"]
         ax.plot([x0, x1], [y0, y1], color="grey", lw=0.8, ls="--", label="retrieve-full line")
-        for (name, (x, y)), marker in zip(xy.items(), "^sovD"):
+        for (name, (x, y)), marker in zip(xy.items(), "^sovP"):
             ax.scatter([x], [y], marker=marker, s=70, label=name, zorder=3)
         ax.axvline(0.4 * x1, color="tab:green", lw=0.8, ls=":", label="40% of cached full")
         ax.axhline(0.95 * y1, color="tab:red", lw=0.8, ls=":", label="95% of full recall")

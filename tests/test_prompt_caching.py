@@ -18,7 +18,7 @@ CACHED = ModelProfile(
     cache_min_tokens=1024, cache_granularity_tokens=128,
 )
 LIMITS = RouteLimits(default_budget=500, min_budget=100, retrieval_share=None, prompt_tokens=256, answer_tokens=100,
-                     cheap_full_ratio=1.0)
+                     cheap_full_ratio=1.0, cached_full_usd_ratio=1.0)
 
 
 def test_every_shipped_profile_states_its_cache_rules() -> None:
@@ -102,7 +102,7 @@ def test_route_json_shows_cold_and_warm_and_which_applies() -> None:
         assert full["cold"]["cache_write_tokens"] == 4992 and full["warm"]["cached_tokens"] == 4992
         assert out["estimates"]["retrieval"]["applies"] == "cold"
     # Retrieval: 500 + 256 tokens at $1/M = $0.000756. Cold full ($0.005256) loses; warm ($0.000763) is
-    # still 1.01x retrieval, over the default cached_full_usd_ratio of 1, so retrieval stays.
+    # still 1.01x retrieval, over a cached_full_usd_ratio of 1, so retrieval stays.
     assert cold.mode == "retrieval" and warm.mode == "retrieval"
     looser = Router(CACHED, replace(LIMITS, cached_full_usd_ratio=1.05)).decide("Who is the Hatter?", 5000, warm=True)
     assert looser.mode == "full" and "read from the cache at $0.1/M" in looser.reason

@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --adaptive-budget: a confidence below C (0..1) sends full context when it fits")
     p.add_argument("--cached-full-usd-ratio", type=float, default=None, metavar="R",
                    help="a warm or amortised full context counts as cheap at up to R times retrieval's cost "
-                        "(RouteLimits.cached_full_usd_ratio, default 1)")
+                        "(RouteLimits.cached_full_usd_ratio, default 1.1)")
     p.add_argument("--session", type=int, default=None, metavar="N",
                    help="a session workload: N questions per document within the cache TTL (the router is "
                         "told so and sees its own full sends as warm; always-full is billed cold once, then "
