@@ -141,3 +141,16 @@ def test_scoring_rules() -> None:
     # An unanswerable question is answered right by a refusal, and wrong by anything else.
     assert score_answer(UNANSWERABLE, [], refused=True, unanswerable=True).f1 == 1.0
     assert score_answer("Blue.", [], refused=False, unanswerable=True).f1 == 0.0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--llm", "http://127.0.0.1:9/v1"], "needs a model name"),
+    (["--llm", "local", "--answer-tokens", "0"], "--answer-tokens 0 must be at least 1"),
+])
+@pytest.mark.parametrize("verb", ["qa", "route"])
+def test_bad_llm_options_are_one_line_exit_2(verb: str, extra: list[str], message: str, data: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["eval", verb, "--data", str(data), "--out", str(tmp_path / "out"), "--no-progress", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing was run or written
