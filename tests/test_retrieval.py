@@ -65,7 +65,8 @@ def _pool_sentences(spans: list) -> int:
 
 def test_a_large_budget_searches_deeper(alice_store: Any, encoder) -> None:
     store = _Recording(alice_store)
-    retriever = Retriever(store, encoder)
+    # Sentence BM25 alone goes through the store's search (the header field scores all rows).
+    retriever = Retriever(store, encoder, RetrievalConfig(header_weight=0.0))
     query = "What did Alice say to the Rabbit?"
     small = retriever.candidates(query, budget=2048)
     assert store.asked == [("dense", 100), ("lexical", 100)]
@@ -80,7 +81,7 @@ def test_a_large_budget_searches_deeper(alice_store: Any, encoder) -> None:
 
 def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, encoder) -> None:
     store = _Recording(alice_store)
-    retriever = Retriever(store, encoder)
+    retriever = Retriever(store, encoder, RetrievalConfig(header_weight=0.0))
     packed = retriever.retrieve("Who is the Cheshire Cat?", 8192, reserve=4096)
     assert store.asked == [("dense", 200), ("lexical", 200)]
     assert packed.tokens <= 8192 - 4096

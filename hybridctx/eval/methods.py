@@ -92,13 +92,10 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "pos1": {"position_weight": 1.0},
     "pos4": {"position_weight": 4.0},
     "nomarkers": {"markers": False},
-    # Issue 13: BM25 over each landmark's header path as a second field, at three weights.
-    "hdr025": {"header_weight": 0.25},
+    # Issue 13: BM25 over each landmark's header path as a second field (default weight 2).
+    "hdr0": {"header_weight": 0.0},
     "hdr05": {"header_weight": 0.5},
     "hdr1": {"header_weight": 1.0},
-    "hdr2": {"header_weight": 2.0},
-    # Issue 13: span growth stops at section and session boundaries.
-    "secgrow": {"section_growth": True},
     # Issue 13: hits under the date, speaker or section a question names are boosted.
     "hint1": {"hint_weight": 1.0},
     "hint2": {"hint_weight": 2.0},
