@@ -32,7 +32,9 @@ class EncoderConfig:
         mix_weight: weight of the isolated vector in ``mix`` mode.
         window: window length in tokens including special tokens; ``None``
             means the model's trained length (capped by its maximum).
-        overlap: preceding-context tokens a window keeps; ``None`` = window/4.
+        overlap: preceding-context tokens a window keeps; ``None`` = window/8
+            (32 for MiniLM's 256; it was window/4 before; an index keeps the
+            overlap its manifest records).
         batch_tokens: tokens per forward batch.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         fp16: half precision on CUDA (``None`` = when on CUDA).
@@ -45,13 +47,20 @@ class EncoderConfig:
         query_runtime: what encodes queries on the CPU: ``onnx`` (ONNX
             Runtime on an export of the same model; several times faster for
             one short input), ``torch``, or ``auto`` (``onnx`` when an export
-            and onnxruntime are present, else ``torch``). Documents are always
-            encoded by PyTorch; on a GPU queries are too.
+            and onnxruntime are present, else ``torch``). On a GPU queries are
+            encoded by PyTorch.
         query_onnx: path of the ONNX export for ``onnx`` (``None``: an fp32
             export of the loaded weights, made once and cached, when the
             ``onnx`` package is present; else the packaged export of the
             default model, or ``model.onnx`` / ``onnx/model.onnx`` in a local
             model directory).
+        document_runtime: what encodes documents on the CPU: ``onnx`` (ONNX
+            Runtime on the fp32 export of the loaded weights, the file that
+            serves queries; vectors equal PyTorch's to float rounding, never a
+            quantised export), ``torch``, or ``auto`` (``onnx`` when the ``onnx``
+            and ``onnxruntime`` packages are present and the export can be
+            made, else ``torch``, logged with the reason). On a GPU ``auto`` is
+            ``torch``.
     """
 
     model: str = "all-MiniLM-L6-v2"
@@ -68,6 +77,7 @@ class EncoderConfig:
     unreadable_ratio: float = 0.5
     query_runtime: QueryRuntime = "auto"
     query_onnx: str | None = None
+    document_runtime: QueryRuntime = "auto"
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "landmark"):
@@ -82,6 +92,8 @@ class EncoderConfig:
             raise ConfigError(f"overlap {self.overlap} must be >= 0")
         if self.query_runtime not in ("auto", "torch", "onnx"):
             raise ConfigError(f"query_runtime '{self.query_runtime}' is not one of auto, torch, onnx")
+        if self.document_runtime not in ("auto", "torch", "onnx"):
+            raise ConfigError(f"document_runtime '{self.document_runtime}' is not one of auto, torch, onnx")
         if self.batch_tokens < 64:
             raise ConfigError(f"batch_tokens {self.batch_tokens} must be at least 64")
 

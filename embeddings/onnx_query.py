@@ -1,13 +1,15 @@
-"""Query encoding with ONNX Runtime: the same model, a faster runtime for one short input.
+"""Query (and document) encoding with ONNX Runtime: the same model, a faster CPU runtime.
 
 Why: a query is one sequence of a few dozen tokens, and on a CPU PyTorch spends
 more time in per-operator overhead than in arithmetic for it. ONNX Runtime runs
 the same network (exported, optionally with int8 weights) several times faster,
-which is most of a query's latency. Document vectors still come from the
-PyTorch model; an exported graph returns the same token states (for the int8
-export of the packaged MiniLM the query vectors agree with PyTorch's to cosine
-0.9995, measured on the L-Eval questions), so queries and landmarks stay in one
-space. Used on the CPU only; on a GPU PyTorch is faster.
+which is most of a query's latency. An exported graph returns the same token
+states (for the int8 export of the packaged MiniLM the query vectors agree with
+PyTorch's to cosine 0.9995, measured on the L-Eval questions; the fp32 export
+of the loaded weights agrees to float rounding), so queries and landmarks stay
+in one space. Documents go through :meth:`OnnxQueryEncoder.states` in padded
+batches, and only ever through the fp32 export. Used on the CPU only; on a GPU
+PyTorch is faster.
 """
 
 from __future__ import annotations
@@ -100,12 +102,22 @@ class OnnxQueryEncoder:
                 f"ONNX query model '{path}' returns shape {shape}; expected (batch, seq, {dim}) token states"
             )
         self.path = path
-        logger.info("encoding queries with ONNX Runtime (%s)", path.name)
+        logger.debug("ONNX Runtime session on %s", path)
 
     def hidden(self, ids: Sequence[int]) -> np.ndarray:
         """``(len(ids), dim) float32`` token states of one sequence."""
         batch = np.asarray([ids], dtype=np.int64)
-        feed: dict[str, Any] = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
+        return self.states(batch, np.ones_like(batch))[0]
+
+    def states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``(batch, tokens, dim) float32`` token states of a padded batch.
+
+        Args:
+            ids: ``(batch, tokens) int64`` token ids, padded on the right.
+            mask: ``(batch, tokens) int64``, 1 for real tokens, 0 for padding
+                (the states at padding are meaningless).
+        """
+        feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(batch)
-        return np.asarray(self._session.run(None, feed)[0][0], dtype=np.float32)
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)

@@ -14,6 +14,7 @@ import importlib.util
 import logging
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = ["WindowedLandmarkEncoder"]
 logger = logging.getLogger(__name__)
 
 _EXPORT_MAX_PARAMS = 200_000_000  # queries of larger models stay with PyTorch or a shipped export
+_ONNX_BATCH_TOKENS = 2048  # tokens per ONNX Runtime batch of windows (8 of 256; measured: see docs/encoders.md)
 
 
 class WindowedLandmarkEncoder:
@@ -52,6 +54,7 @@ class WindowedLandmarkEncoder:
         self._device: str | None = None
         self._backend = None  # tokenizers.Tokenizer, no truncation, no specials
         self._onnx: Any = None  # OnnxQueryEncoder, False when not used, None before deciding
+        self._onnx_docs: Any = None  # the same for documents (only ever the exact fp32 export)
         self._last_encoding: tuple[str, Any] | None = None  # (text, tokenizers.Encoding)
 
     # -- facts -------------------------------------------------------------
@@ -65,7 +68,9 @@ class WindowedLandmarkEncoder:
     def overlap(self) -> int:
         if self.config.overlap is not None:
             return int(self.config.overlap)
-        return self.window // 4
+        # window/8 (32 tokens at 256): measured equal to or better than window/4 (docs/encoders.md),
+        # and it reads a sixth fewer tokens. An index keeps the overlap it was built with (manifest).
+        return self.window // 8
 
     @property
     def dim(self) -> int:
@@ -319,7 +324,9 @@ class WindowedLandmarkEncoder:
         dim = self.dim
         results = [np.zeros((len(p["ranges"]), dim), dtype=np.float32) for p in prepared]
         jobs = [(d, w) for d, p in enumerate(prepared) for w in range(len(p["plan"].windows))]
-        jobs.sort(key=lambda job: -int(np.diff(prepared[job[0]]["plan"].windows[job[1]])[0]))
+        n_special = len(self._prefix) + len(self._suffix)
+        lengths = [int(np.diff(prepared[d]["plan"].windows[w])[0]) + n_special for d, w in jobs]
+        onnx = self._onnx_documents() if jobs else None
         landmark = self.config.pooling == "landmark"
         n_pre = len(self._prefix)
         # Which sentences each window owns.
@@ -328,17 +335,13 @@ class WindowedLandmarkEncoder:
             for w, sents in enumerate(owned_sentences(p["plan"].assignment, len(p["plan"].windows))):
                 owners[(d, w)] = sents
         bar = tqdm(total=total, desc="encoding windows", unit="win", disable=_disable(show_progress))
-        start = 0
-        while start < len(jobs):
-            longest = int(np.diff(prepared[jobs[start][0]]["plan"].windows[jobs[start][1]])[0]) + n_pre + len(self._suffix)
-            per_batch = max(1, self.config.batch_tokens // max(longest, 1))
-            batch = jobs[start : start + per_batch]
-            start += len(batch)
+        for rows in _length_batches(lengths, self._batch_tokens(onnx)):
+            batch = [jobs[i] for i in rows]
             seqs = []
             for d, w in batch:
                 seqs.append(window_sequence(prepared[d]["ids"], prepared[d]["plan"].windows[w], self._prefix,
                                             self._suffix))
-            hidden = self._forward(seqs)  # (B, T, dim) float32 torch on device
+            hidden = self._forward(seqs, onnx)  # (B, T, dim) float32 torch on device
             for row, (d, w) in enumerate(batch):
                 sents = owners[(d, w)]
                 if len(sents) == 0:
@@ -360,27 +363,23 @@ class WindowedLandmarkEncoder:
                 body = p["ids"][ts:te].tolist()[:limit]
                 seqs.append(self._prefix + body + self._suffix)
                 where.append((d, k))
-        pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
+        pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark",
+                                    onnx=self._onnx_documents() if seqs else None)
         results = [np.zeros((len(p["ranges"]), pooled.shape[1] if len(pooled) else self.dim), np.float32) for p in prepared]
         for (d, k), vec in zip(where, pooled):
             results[d][k] = vec
         return results
 
-    def _run_isolated(self, seqs: list[list[int]], *, landmark: bool) -> np.ndarray:
+    def _run_isolated(self, seqs: list[list[int]], *, landmark: bool, onnx: Any = None) -> np.ndarray:
         """Mean-pool (or landmark-pool) short sequences, batched by length."""
         import torch
 
         if not seqs:
             return np.zeros((0, self.dim), np.float32)
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         out = np.zeros((len(seqs), self.dim), np.float32)
-        start = 0
-        while start < len(order):
-            per_batch = max(1, self.config.batch_tokens // max(len(seqs[order[start]]), 1))
-            idx = order[start : start + per_batch]
-            start += len(idx)
+        for idx in _length_batches([len(s) for s in seqs], self._batch_tokens(onnx)):
             batch = [seqs[i] for i in idx]
-            hidden = self._forward(batch)
+            hidden = self._forward(batch, onnx)
             lengths = torch.as_tensor([len(s) for s in batch], device=hidden.device)
             if landmark:
                 pos = lengths - 1 - len(self._suffix)
@@ -393,19 +392,67 @@ class WindowedLandmarkEncoder:
             out[idx] = vec.float().cpu().numpy()
         return out
 
-    def _forward(self, seqs: list[list[int]]):  # -> torch.Tensor (B, T, dim)
+    def _forward(self, seqs: list[list[int]], onnx: Any = None):  # -> torch.Tensor (B, T, dim)
+        """Token states of right-padded ``seqs``: by ``onnx`` (an ``OnnxQueryEncoder``
+        over the exact export) when given, else by the PyTorch model."""
         import torch
 
-        width = max(len(s) for s in seqs)
-        pad = self._tokenizer.pad_token_id or 0
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
+        ids, mask = _padded(seqs, self._tokenizer.pad_token_id or 0)
+        if onnx is not None:
+            return torch.from_numpy(onnx.states(ids, mask))
         with torch.inference_mode():
-            out = self._model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device))
+            out = self._model(input_ids=torch.from_numpy(ids).to(self._device),
+                              attention_mask=torch.from_numpy(mask).to(self._device))
         return out.last_hidden_state
+
+    def _batch_tokens(self, onnx: Any) -> int:
+        """Tokens per forward batch: ``batch_tokens``, capped for ONNX Runtime on a CPU."""
+        return min(self.config.batch_tokens, _ONNX_BATCH_TOKENS) if onnx is not None else self.config.batch_tokens
+
+    def _onnx_documents(self) -> Any:
+        """The ONNX session that encodes documents, or ``None`` for PyTorch (decided once).
+
+        Only the fp32 export of the loaded weights serves documents (never a
+        quantised or user-given file): landmarks must be the vectors PyTorch
+        would give. It shares the query session when that is the same file.
+        """
+        if self._onnx_docs is not None:
+            return self._onnx_docs or None
+        self._onnx_docs = False
+        runtime = self.config.document_runtime
+        if runtime == "torch":
+            return None
+        reason = self._onnx_documents_blocker()
+        path = None if reason else self._own_export()
+        if reason is None and path is None:
+            reason = (f"no fp32 ONNX export of the loaded weights could be made (models over {_EXPORT_MAX_PARAMS:,} "
+                      "parameters are not exported; see any warning above)")
+        if reason is not None:
+            if runtime == "onnx":
+                raise ConfigError(f"document_runtime='onnx' but {reason}; use document_runtime='torch'")
+            log = logger.debug if reason.startswith("the model runs on") else logger.info
+            log("encoding documents with PyTorch: %s", reason)
+            return None
+        from hybridctx.embeddings.onnx_query import OnnxQueryEncoder
+
+        shared = self._onnx if self._onnx and Path(self._onnx.path) == Path(path) else None
+        self._onnx_docs = shared or OnnxQueryEncoder(path, self.dim)
+        logger.info("encoding documents with ONNX Runtime (%s, the fp32 export of the loaded weights)", Path(path).name)
+        return self._onnx_docs
+
+    def _onnx_documents_blocker(self) -> str | None:
+        """Why documents cannot go through ONNX Runtime here, or ``None``."""
+        if not str(self._device).startswith("cpu"):
+            return f"the model runs on {self._device}"
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime is not installed (pip install 'hybridctx[cpu]')"
+        if importlib.util.find_spec("onnx") is None:
+            return "the onnx package, which exports the model, is not installed (pip install 'hybridctx[cpu]')"
+        import torch
+
+        if next(self._model.parameters()).dtype != torch.float32:
+            return "the model is not in float32"
+        return None
 
 
 @contextmanager
@@ -441,6 +488,40 @@ def _quiet_transformers() -> Iterator[None]:
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+
+
+def _length_batches(lengths: Sequence[int], batch_tokens: int, *, slack: float = 0.125) -> list[list[int]]:
+    """Indices of sequences grouped into batches of similar length, longest first.
+
+    A batch holds at most ``batch_tokens`` tokens counting its padding, and no
+    sequence shorter than ``1 - slack`` of its longest, so padding is under
+    ``slack`` of what a batch computes (sorting alone would pad a document's
+    short last window up to the full windows of others).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 1
+    for i in order:
+        if current and ((len(current) + 1) * longest > batch_tokens or lengths[i] < longest * (1 - slack)):
+            batches.append(current)
+            current = []
+        if not current:
+            longest = max(int(lengths[i]), 1)
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _padded(seqs: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, attention_mask)``, both ``(len(seqs), longest) int64``, padded on the right."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    ids = np.full((len(seqs), int(lengths.max())), pad, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+    return ids, mask
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -47,6 +47,9 @@ ENCODERS: dict[str, dict[str, Any]] = {
     "window": {"context": "window"},
     "window512": {"context": "window", "window": 512, "overlap": 128},
     "window-ov32": {"context": "window", "overlap": 32},
+    "window-ov16": {"context": "window", "overlap": 16},
+    "window-ov48": {"context": "window", "overlap": 48},
+    "window-ov64": {"context": "window", "overlap": 64},  # the default before overlap 32
     "mix": {"context": "mix", "mix_weight": 0.5},
     "mix30": {"context": "mix", "mix_weight": 0.3},
     "landmark": {"context": "window", "pooling": "landmark"},

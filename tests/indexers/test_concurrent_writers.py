@@ -79,6 +79,21 @@ def _holder(index: Path) -> subprocess.Popen:
     return proc
 
 
+def _read_until(proc: subprocess.Popen, words: str, deadline_s: float) -> str:
+    """``proc``'s stderr lines up to and including the first that holds ``words``."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    stop = time.monotonic() + deadline_s
+    while time.monotonic() < stop:
+        line = proc.stderr.readline()
+        if not line:  # the process ended without saying it
+            break
+        seen.append(line)
+        if words in line:
+            break
+    return "".join(seen)
+
+
 def test_a_second_writer_fails_fast_or_waits(base: Path, tmp_path: Path) -> None:
     index = _fresh(base, tmp_path)
     before = {p.name: p.read_bytes() for p in index.iterdir()}
@@ -97,7 +112,9 @@ def test_a_second_writer_fails_fast_or_waits(base: Path, tmp_path: Path) -> None
 
         patient = subprocess.Popen(_cli("index", str(extra), "--index", str(index), "--wait", "120", "--no-progress"),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        # Released only once the patient writer has said it waits: on a busy CPU its start alone can
+        # take longer than any fixed sleep, and it would then never meet the held lock.
+        said = _read_until(patient, "waiting up to 120 s", deadline_s=240)
         assert patient.poll() is None  # still waiting for the holder
     finally:
         assert holder.stdin is not None
@@ -105,8 +122,8 @@ def test_a_second_writer_fails_fast_or_waits(base: Path, tmp_path: Path) -> None
         holder.wait(timeout=30)
         holder.stdout.close()  # type: ignore[union-attr]
     out, err = patient.communicate(timeout=300)
-    assert patient.returncode == 0, err
-    assert "waiting up to 120 s" in err  # it said why it waited
+    assert patient.returncode == 0, said + err
+    assert "waiting up to 120 s" in said  # it said why it waited
     assert _doc_ids(index) == {"first", "extra"}
 
 
