@@ -75,9 +75,18 @@ def test_first_topic_question_packs_the_start(encoder) -> None:
 
 
 def test_last_question_packs_the_end(encoder) -> None:
-    packed = _retriever(encoder, 2.0).retrieve("What is the last topic of the conversation?", budget=80)
-    assert "promised to meet in spring." in packed.context
-    assert packed.tokens <= 80
+    question = "What is the last topic of the conversation?"
+    text = _chat()
+    # Every filler sentence is "another topic we discussed", so content search alone lands anywhere
+    # (here near the start); the positional ranking moves the packed span into the last tenth. At 80
+    # tokens the span it grows is five filler sentences wide and may stop one sentence short of the
+    # end (it did with the 32-token window overlap), so the closing sentence is asked for at 160.
+    off = _retriever(encoder, 0.0).retrieve(question, budget=80)
+    on = _retriever(encoder, 2.0).retrieve(question, budget=80)
+    assert min(span.start for span in on.spans) >= 0.9 * len(text) > max(span.start for span in off.spans)
+    assert on.tokens <= 80
+    wider = _retriever(encoder, 2.0).retrieve(question, budget=160)
+    assert "promised to meet in spring." in wider.context and wider.tokens <= 160
 
 
 def test_negative_position_weight_is_refused() -> None:
