@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hybridctx-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test check install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The full suite: what CI runs.
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+
+# The fast tier for the edit loop: leaves out tests marked heavy (child processes, a browser, a
+# database server, the local LLM, training), slow or gpu; see docs/quickstart.md#tests.
+CHECK_MARKERS := not heavy and not slow and not gpu
+check: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m "$(CHECK_MARKERS)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

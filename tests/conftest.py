@@ -15,15 +15,21 @@ for _key, _value in {
     # PostgreSQL 16, the version the pgvector store is specified against: pgserver 0.6 ships 16
     # and 18 and starts 18 unless told (read at its import); =18 runs the store suite on 18.
     "PGSERVER_POSTGRES_VERSION": "16",
-    # Derived files (the ONNX export of the encoder) go to a test cache, not the user's.
-    "HYBRIDCTX_CACHE": os.path.join(__import__("tempfile").gettempdir(), "hybridctx-test-cache"),
     # The store-trust key (indexers/store_trust.py) of this test session, not the user's.
     "HYBRIDCTX_CONFIG": __import__("tempfile").mkdtemp(prefix="hybridctx-test-config-"),
 }.items():
     os.environ.setdefault(_key, _value)
 for _key in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "NLTK_DATA"):
     os.environ.pop(_key, None)
+# Derived files (the ONNX export of the encoder, the vector cache) go to this session's own cache,
+# not the user's nor a fixed shared path: warm for every test and child process of the session
+# (they inherit the variable), removed at its end (pytest_unconfigure). One given by the caller is kept.
+_SESSION_CACHE = None
+if not os.environ.get("HYBRIDCTX_CACHE"):
+    _SESSION_CACHE = __import__("tempfile").mkdtemp(prefix="hybridctx-test-cache-")
+    os.environ["HYBRIDCTX_CACHE"] = _SESSION_CACHE
 
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Iterator  # noqa: E402
@@ -40,6 +46,12 @@ from loopback_server import LoopbackServer  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLES = Path(__file__).resolve().parents[1] / "hybridctx" / "samples"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this session's cache (see the top of this file)."""
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from hybridctx.cli_checks import MAX_BUDGET, check_budget, check_limit
 from hybridctx.documents import load_documents
 from hybridctx.errors import ConfigError, DocumentError, IndexCorruptError, InputError
 
+pytestmark = pytest.mark.heavy
+
 HEAVY = ("torch", "transformers", "sentence_transformers", "faiss")
 
 

@@ -11,6 +11,8 @@ import pytest
 from hybridctx.cli import main
 from hybridctx.tokens import get_counter
 
+pytestmark = pytest.mark.slow
+
 SAMPLES = Path(__file__).resolve().parents[1] / "hybridctx" / "samples"
 
 

@@ -11,6 +11,8 @@ from hybridctx.confidence import Confidence, adapt, budget_range, content_words,
 from hybridctx.errors import ConfigError
 from hybridctx.router import RouteLimits, Router
 
+pytestmark = pytest.mark.slow
+
 
 def _rrf(dense: list[int], lexical: list[int]) -> dict:
     from hybridctx.fusion import reciprocal_rank_fusion

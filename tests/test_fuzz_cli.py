@@ -41,6 +41,8 @@ from hybridctx.cli import main
 from hybridctx.documents import SUPPORTED_SUFFIXES, load_documents
 from hybridctx.errors import DocumentError, HybridCtxError, IndexStoreError, MissingDependencyError
 
+pytestmark = pytest.mark.heavy
+
 SCALE = max(1, int(os.environ.get("HYBRIDCTX_FUZZ_SCALE", "1")))
 CASES: Counter[str] = Counter()
 _MIN_CASES = {"documents:bytes": 50, "documents:jsonl": 50, "index files": 20, "argv": 20}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.heavy
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
 KEYS = {"gpu", "torch_cuda", "faiss_gpu", "no_gpu_reason", "device", "quick", "encoding", "faiss", "prefill", "toml"}
 

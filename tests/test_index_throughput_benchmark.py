@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.heavy
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "index_throughput.py"
 
 

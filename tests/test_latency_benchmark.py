@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.heavy
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "query_latency.py"
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from hybridctx.session_ledger import SessionLedger, ledger_path, scope_key
 
+pytestmark = pytest.mark.heavy
+
 _BASE = ('kind = "api"\nmodel = "test-model"\nwindow = 100000\nusd_per_m_input = 1.0\nusd_per_m_output = 0.0\n'
          "prefill_tps = 100000.0\ndecode_tps = 1000.0\n")
 # Twins that differ only in prompt caching: $0.10/M on a hit within 300 s.

@@ -22,6 +22,8 @@ from hybridctx.embeddings.api_client import EmbeddingsClient, RateLimiter, embed
 from hybridctx.embeddings.vector_cache import VectorCache  # noqa: E402
 from hybridctx.errors import ConfigError, EncoderError  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 FACT = "The vault under the old mill opens with the code 4417, which only the miller's daughter knows."
 FILLER = [
     "The river ran fast in spring and slow in late summer, when the wheel turned lazily.",

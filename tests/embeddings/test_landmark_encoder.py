@@ -9,6 +9,8 @@ from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
 from hybridctx.errors import ConfigError
 from hybridctx.segmentation import split_sentences
 
+pytestmark = pytest.mark.slow
+
 TEXT = (
     "Marie Curie was born in Warsaw in 1867. She moved to Paris to study physics. "
     "There she met Pierre, and they married in 1895. The couple discovered polonium and radium. "

@@ -16,6 +16,8 @@ from hybridctx.embeddings.windowed import _length_batches
 from hybridctx.errors import ConfigError
 from hybridctx.segmentation import split_sentences
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def documents(alice_text: str) -> list[tuple[str, list[tuple[int, int]]]]:

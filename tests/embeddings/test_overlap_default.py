@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from hybridctx.embeddings import WindowedLandmarkEncoder
 from hybridctx.facade import HybridContext
+
+pytestmark = pytest.mark.slow
 
 
 def test_the_default_overlap_is_an_eighth_of_the_window() -> None:

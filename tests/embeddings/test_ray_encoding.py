@@ -14,7 +14,7 @@ import pytest
 
 from hybridctx.segmentation import split_sentences
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 ray = pytest.importorskip("ray")
 
 

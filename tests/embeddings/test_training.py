@@ -22,6 +22,8 @@ from hybridctx.embeddings.training.trainer import TrainConfig, Trainer, eval_set
 from hybridctx.errors import InputError
 from hybridctx.segmentation import split_sentences
 
+pytestmark = pytest.mark.heavy
+
 WINDOW = 64
 
 

@@ -19,6 +19,8 @@ from hybridctx.llms.protocol import Completion
 from hybridctx.segmentation import split_sentences
 from hybridctx.tokens import get_counter
 
+pytestmark = pytest.mark.slow
+
 MULTI = re.compile(r"[A-Z][\w ]*? is one of the secret ingredients needed to build the perfect \w+\.")
 MAGIC = re.compile(r"The special magic number for the ([\w-]+) is \d+\.")
 

@@ -27,6 +27,8 @@ from hybridctx.eval.scoring import check_budget, score_question  # noqa: E402
 from hybridctx.eval.units import GreedyPacker, chunk_ranges, lexical_tokens, sentence_ranges  # noqa: E402
 from hybridctx.tokens import get_counter  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 TOPICS = [
     "The lighthouse keeper polished the brass lamp every evening before sunset.",
     "Quarterly revenue rose by eleven percent thanks to strong sales in Norway.",

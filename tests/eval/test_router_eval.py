@@ -13,6 +13,8 @@ from hybridctx.cli import main
 from hybridctx.eval.router_eval import POLICIES, base_budget, full_capacity
 from hybridctx.router import Router, RouteLimits, detect_intent
 
+pytestmark = pytest.mark.slow
+
 # A local GPU profile counted in cl100k_base, so the test needs no model tokenizer;
 # its KV cache (131,072 bytes per token) makes --max-kv-gib a precise lever.
 PROFILES = """

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from test_examples_run import run_example
+
+pytestmark = pytest.mark.heavy
 
 
 def test_train_your_own_reports_held_out_recall_before_and_after(tmp_path) -> None:

@@ -28,7 +28,7 @@ for _path in (ROOT, ROOT / "tests" / "llms"):  # the example package and the loo
 
 from loopback_server import LoopbackServer, Reply, completion_body  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 BOOK = "alice_in_wonderland.txt"
 QUESTION = "What did the Dormouse say the three sisters lived on?"

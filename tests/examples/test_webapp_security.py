@@ -30,6 +30,8 @@ from typing import Any, Iterator
 
 import pytest
 
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the example package
     sys.path.insert(0, str(ROOT))

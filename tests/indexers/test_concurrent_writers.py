@@ -14,6 +14,8 @@ import pytest
 
 from hybridctx.errors import IndexLockedError
 
+pytestmark = pytest.mark.heavy
+
 HOLD = """
 import sys
 from hybridctx.indexers.writer_lock import writer_lock

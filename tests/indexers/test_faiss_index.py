@@ -15,6 +15,8 @@ from hybridctx.errors import ConfigError, InputError
 from hybridctx.indexers.faiss_index import FaissVectorIndex
 from hybridctx.indexers.protocol import VectorIndex
 
+pytestmark = pytest.mark.slow
+
 faiss = pytest.importorskip("faiss")
 
 

@@ -20,6 +20,8 @@ import pytest
 
 from hybridctx.errors import IndexCorruptError, UntrustedStoreError
 
+pytestmark = pytest.mark.heavy
+
 pytest.importorskip("qdrant_client")
 
 DOCS = [

@@ -20,6 +20,8 @@ from hybridctx.errors import ConfigError, IndexStoreError, InputError, MissingDe
 from hybridctx.indexers import ExternalVectors, LandmarkStore, StoreSpec, VectorStore
 from hybridctx.indexers.store_registry import connect_store, redact_url
 
+pytestmark = pytest.mark.heavy
+
 KINDS = ["faiss", "pgvector", "qdrant"]
 IDENTITY = {"name": "toy-encoder", "dim": DIM, "pooling": "mean"}
 DOCS = {

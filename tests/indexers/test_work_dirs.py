@@ -19,7 +19,7 @@ import pytest
 from hybridctx.cli import main
 from hybridctx.indexers.workdirs import sweep, work_beside, work_dir
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock and SIGKILL are POSIX")
+pytestmark = [pytest.mark.heavy, pytest.mark.skipif(os.name != "posix", reason="flock and SIGKILL are POSIX")]
 
 _INDEX = textwrap.dedent(
     """

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from loopback_server import Reply, completion_body
+
+pytestmark = pytest.mark.heavy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

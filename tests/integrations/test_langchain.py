@@ -20,6 +20,8 @@ from hybridctx.profiles import get_profile, profile_counter
 from hybridctx.segmentation import split_sentences
 from hybridctx.tokens import get_counter
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "What words were printed on the label of the little bottle Alice found on the glass table?"
 PROMPT = ChatPromptTemplate.from_messages([
     ("system", "Answer from the context only, citing markers such as [1]."),

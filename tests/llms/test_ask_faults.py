@@ -20,6 +20,8 @@ from loopback_server import Reply, completion_body, delta_chunk, echo_authorizat
 from hybridctx import HybridContext
 from hybridctx.cli import main
 
+pytestmark = pytest.mark.heavy
+
 SAMPLES = Path(__file__).resolve().parents[2] / "hybridctx" / "samples"
 QUESTION = "Who is the White Rabbit?"
 ANSWER = ["The White", " Rabbit is a nerv", "ous creature", " in a waistcoat [1]."]

