@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hybridctx.eval.plotting import nan_to_none, panel_grid, save_figure
+from hybridctx.eval.requires import eval_import
 from hybridctx.eval.scoring import mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,7 +120,7 @@ def write_report(report: AnswerReport, out_dir: str | Path, stem: str = "answers
 
 def plot_report(report: AnswerReport, path: str | Path) -> Path:
     """F1 (option accuracy where a set has no answer text) against the dollars spent, per policy."""
-    from matplotlib.ticker import MaxNLocator
+    MaxNLocator = eval_import("matplotlib.ticker", "the answer plot of hybridctx eval").MaxNLocator
 
     panels = _scopes(report)
     fig, axes = panel_grid(len(panels), 3.4)
