@@ -5,8 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from hybridctx import HybridContext
 from hybridctx.indexers import LandmarkStore
+
+pytestmark = pytest.mark.slow
 
 QUESTIONS = [
     "What did the Dormouse say the three sisters lived on?",

@@ -9,6 +9,8 @@ from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
 from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
 from hybridctx.errors import ConfigError
 
+pytestmark = pytest.mark.slow
+
 QUESTIONS = [
     "Where was Marie Curie born?",
     "What did the Hatter say about the raven and the writing-desk?",

@@ -17,6 +17,8 @@ from hybridctx.cli import main
 from hybridctx.eval.answer_scoring import chosen_option, exact_match, score_answer, token_f1
 from hybridctx.llms.prompts import UNANSWERABLE
 
+pytestmark = pytest.mark.slow
+
 FACT = "The lighthouse keeper of Skerry Point was Margit Halvorsen, who lit the lamp every dusk for forty years."
 STORY = ("The ferry to the island left at seven. " * 90 + FACT + " " + "Gulls circled the harbour all afternoon. " * 90)
 QUESTIONS = [

@@ -17,6 +17,8 @@ from hybridctx.eval import methods
 from hybridctx.eval.cli_qa import DEFAULT_METHODS_ARG
 from hybridctx.eval.methods import MethodOptions, build_methods, canonical_name, register_method
 
+pytestmark = pytest.mark.slow
+
 BUDGETS = (16, 64, 1024)
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from hybridctx.cli import main
 
+pytestmark = pytest.mark.slow
+
 SENTENCES = [f"Valve {i} on line {i % 7} was checked by inspector number {i * 3} on day {i}." for i in range(120)]
 
 

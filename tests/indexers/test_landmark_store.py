@@ -25,6 +25,8 @@ from hybridctx.errors import (
 )
 from hybridctx.indexers.landmark_store import LandmarkStore
 
+pytestmark = pytest.mark.heavy
+
 pytest.importorskip("faiss")
 
 IDENTITY = {"name": "toy-encoder", "dim": DIM, "pooling": "mean", "window": 64}

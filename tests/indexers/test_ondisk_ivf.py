@@ -13,6 +13,8 @@ from hybridctx.errors import ConfigError
 from hybridctx.indexers import FaissVectorIndex, LandmarkStore, read_manifest
 from hybridctx.indexers.ondisk_ivf import IVFDATA_FILE, OnDiskIVFIndex, base_kind, on_disk_kind
 
+pytestmark = pytest.mark.slow
+
 faiss = pytest.importorskip("faiss")
 
 DIM = 32

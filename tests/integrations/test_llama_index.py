@@ -20,6 +20,8 @@ from hybridctx.llms import OpenAICompatibleLLM
 from hybridctx.packing import render
 from hybridctx.tokens import get_counter
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "What words were printed on the label of the little bottle Alice found on the glass table?"
 DOC_ID = "alice_in_wonderland.txt"
 

@@ -19,6 +19,8 @@ from loopback_server import LoopbackServer, Reply, completion_body, delta_chunk,
 from hybridctx.errors import ConfigError, LLMError
 from hybridctx.llms import OpenAICompatibleLLM
 
+pytestmark = pytest.mark.slow
+
 MESSAGES = [{"role": "user", "content": "Who is the White Rabbit?"}]
 ANSWER = ["The White", " Rabbit is a nerv", "ous creature", " in a waistcoat."]
 KEY = "sk-proj-Zq7TestKeyThatMustNeverBePrinted0123"

@@ -16,6 +16,8 @@ import httpx  # noqa: E402  (a dependency of fastapi's test stack and of openai)
 from loopback_server import Reply, completion_body, delta_chunk, echo_authorization  # noqa: E402
 from serve_helpers import DOC_TEXT, FACTS, FORCE_FULL, FORCE_RETRIEVAL, client_for  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "What colour is the north gate of the walled garden?"
 
 
