@@ -40,6 +40,7 @@ from bad_input_helpers import one_line, reseal, snapshot, stderr_logging, write_
 from hybridctx.cli import main
 from hybridctx.documents import SUPPORTED_SUFFIXES, load_documents
 from hybridctx.errors import DocumentError, HybridCtxError, IndexStoreError, MissingDependencyError
+from hybridctx.session_ledger import ledger_path
 
 pytestmark = pytest.mark.heavy
 
@@ -490,6 +491,10 @@ def test_random_argument_vectors(world, llm_url, tmp_path_factory, capsys, verb,
         code, _, err = run_cli(capsys, _resolve(argv, world["files"], target, llm_url))
         CASES[f"exit {code}"] += 1
         CASES[f"argv:{verb}:exit {code}"] += 1
+        ledger = ledger_path(target)
+        if code == 0 and verb == "ask" and ledger.exists():  # a good question sent in full is recorded there
+            CASES["ask:ledger written"] += 1
+            ledger.unlink()
         if code == 2 or not writes:
             assert snapshot(target) == before, f"{argv!r} changed the index: {err}"
         if writes:
