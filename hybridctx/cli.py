@@ -119,14 +119,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--min-budget", type=arg_type(check_budget), default=None, metavar="N")
     p.add_argument("--max-budget", type=arg_type(check_budget), default=None, metavar="N")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
-    p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
-                   help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
-                        "included: full context's cache write is amortised over them (default 1)")
-    p.add_argument("--adaptive-budget", action="store_true",
-                   help="let retrieval's confidence (peaked scores, dense/lexical agreement, query words covered) "
-                        "pick the budget between 0.5x and 1.5x the router's")
-    p.add_argument("--no-session", dest="session", action="store_false",
-                   help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm)")
+    _add_session_arguments(p, records=False)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ask", help="answer a question: route, retrieve or send everything, generate, cite")
@@ -149,14 +142,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
                    help="most seconds the LLM may take in all: every request, retry and wait, the escalation "
                         "included; a server that stalls or trickles is cut off there (default 600)")
     p.add_argument("--doc-id", action="append", dest="doc_ids", metavar="ID", help="restrict to a document (repeatable)")
-    p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
-                   help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
-                        "included: full context's cache write is amortised over them (default 1)")
-    p.add_argument("--adaptive-budget", action="store_true",
-                   help="let retrieval's confidence (peaked scores, dense/lexical agreement, query words covered) "
-                        "pick the budget between 0.5x and 1.5x the router's")
-    p.add_argument("--no-session", dest="session", action="store_false",
-                   help="ignore the session ledger beside the index (a scope sent within the TTL is priced warm) and do not record this question's full-context send in it")
+    _add_session_arguments(p, records=True)
     p.add_argument("--json", action="store_true", help="print route, spans, tokens, cost, timings and answer as JSON")
 
     p = sub.add_parser("eval", help="measure retrieval and routing: niah, qa, route (see 'hybridctx eval WHAT -h')")
@@ -195,6 +181,19 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     add_mcp_arguments(sub.add_parser("mcp", help="an MCP server with retrieve, route, list_documents and "
                                                  "read_span tools (needs hybridctx[serve])"))
     return parser
+
+
+def _add_session_arguments(p: argparse.ArgumentParser, *, records: bool) -> None:
+    """The prompt-cache session flags of ``route`` and ``ask`` (``ask`` also records its full sends)."""
+    p.add_argument("--expected-questions", type=arg_type(check_questions), default=1, metavar="N",
+                   help="questions you expect on this scope within the profile's prompt-cache TTL, this one "
+                        "included: full context's cache write is amortised over them (default 1)")
+    p.add_argument("--adaptive-budget", action="store_true",
+                   help="let retrieval's confidence (peaked scores, dense/lexical agreement, query words covered) "
+                        "pick the budget between 0.5x and 1.5x the router's")
+    ignore = "ignore the session ledger beside the index (a scope sent within the TTL is priced warm)"
+    p.add_argument("--no-session", dest="session", action="store_false",
+                   help=ignore + (" and do not record this question's full-context send in it" if records else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
