@@ -1,6 +1,6 @@
 """Retrieval confidence against the budget a question needs (issue 14, part 3).
 
-Why: ``hybridctx.confidence`` maps its score to a budget between 0.5x and 1.5x the
+Why: ``hybridctx.retrieval.confidence`` maps its score to a budget between 0.5x and 1.5x the
 router's; whether that buys recall per token shows only against the recall each
 question gets at each budget. This writes, per question, the confidence signals
 and the evidence recall at 0.5x, 0.75x, 1x, 1.25x and 1.5x the router's budget,
@@ -20,13 +20,13 @@ SHARES = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
 def main() -> None:
-    from hybridctx.confidence import budget_range, measure
+    from hybridctx.retrieval.confidence import budget_range, measure
     from hybridctx.eval.datasets import load_datasets
     from hybridctx.eval.methods import MethodOptions, build_methods
     from hybridctx.eval.scoring import score_question
-    from hybridctx.profiles import profile_counter
-    from hybridctx.router import RouteLimits, Router
-    from hybridctx.tokens import count_many
+    from hybridctx.routing.profiles import profile_counter
+    from hybridctx.routing.router import RouteLimits, Router
+    from hybridctx.packing.tokens import count_many
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

@@ -23,7 +23,7 @@ from hybridctx.errors import ConfigError  # noqa: E402
 from hybridctx.eval.datasets import SIX_DATASETS, load_dataset  # noqa: E402
 from hybridctx.eval.methods import ENCODERS, MethodOptions, variant_methods  # noqa: E402
 from hybridctx.eval.runner import DEFAULT_BUDGETS, evaluate  # noqa: E402
-from hybridctx.retrieval import RetrievalConfig  # noqa: E402
+from hybridctx.retrieval.retriever import RetrievalConfig  # noqa: E402
 
 # The variants themselves (ENCODERS, RETRIEVAL) live in hybridctx/eval/methods.py, shared with
 # `hybridctx eval qa --methods hx-NAME`.

@@ -83,7 +83,7 @@ def _sync(device: str) -> None:
 def bench_encoding(device: str, batch_sizes: list[int], copies: int, max_chars: int | None) -> list[dict[str, Any]]:
     from hybridctx.datatypes import Document
     from hybridctx.embeddings import WindowedLandmarkEncoder
-    from hybridctx.landmarks import landmarks_for
+    from hybridctx.ingest.landmarks import landmarks_for
 
     text = SAMPLE.read_text(encoding="utf-8")[:max_chars]
     encoder = WindowedLandmarkEncoder(device=device)
@@ -141,7 +141,7 @@ def bench_faiss(
 ) -> list[dict[str, Any]]:
     import faiss
 
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 
     x = _vectors(n, dim, 1)
     q = _vectors(n_queries + 5, dim, 2)

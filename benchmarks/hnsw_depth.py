@@ -95,7 +95,7 @@ def _evidence_recall(hc, data: Path, depths: list[int], n: int) -> None:
     """Whole-corpus evidence recall at 2,048 tokens: exact vectors, then HNSW32 at each depth."""
     from hybridctx.eval.datasets import load_dataset
     from hybridctx.eval.scoring import score_question
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 
     dataset = load_dataset(data)
     items = dataset.questions[:: max(1, len(dataset.questions) // min(n, 160))]

@@ -58,7 +58,7 @@ def run_hybridctx(docs, encoder, out_dir: Path, in_forward: list[float] | None =
     the encoder's forward pass."""
     from hybridctx.datatypes import Document
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     forward, spent = encoder._forward, [0.0]
 
@@ -121,8 +121,8 @@ def run_forward(seqs, encoder, onnx) -> float:
 def read_factor(docs, encoder) -> tuple[int, int, int]:
     """``(windows, tokens read, landmarks)`` of hybridctx's window plans for the corpus."""
     from hybridctx.datatypes import Document
-    from hybridctx.indexing import _max_landmark_tokens
-    from hybridctx.landmarks import landmarks_for
+    from hybridctx.ingest.indexing import _max_landmark_tokens
+    from hybridctx.ingest.landmarks import landmarks_for
 
     windows = read = landmarks = 0
     for doc_id, text in docs:

@@ -116,13 +116,13 @@ def peak_rss_mb() -> float:
 def child_baseline() -> dict:
     import faiss  # noqa: F401
 
-    from hybridctx.indexers.faiss_index import FaissVectorIndex  # noqa: F401
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex  # noqa: F401
 
     return {"peak_rss_mb": peak_rss_mb()}
 
 
 def child_build(kind: str, n: int, dim: int, out: Path) -> dict:
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
     from hybridctx.indexers.persistence import write_index_dir
 
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def child_build(kind: str, n: int, dim: int, out: Path) -> dict:
 
 
 def child_query(path: Path, queries: Path, k: int) -> dict:
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
     from hybridctx.indexers.persistence import read_manifest
 
     q = np.load(queries, allow_pickle=False)
@@ -201,7 +201,7 @@ def _bm25s_in_memory(tables, out: Path) -> tuple[int, int]:
     """The previous path: every (row, text) in a list, every sentence's term ids in lists, bm25s scoring."""
     import bm25s
 
-    from hybridctx.indexers.lexical import lexical_tokens
+    from hybridctx.indexers.lexical.bm25 import lexical_tokens
 
     pairs = list(tables.sentences())
     rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
@@ -218,7 +218,7 @@ def _bm25s_in_memory(tables, out: Path) -> tuple[int, int]:
 
 
 def child_lexical(path: str, tables_file: Path, out: Path) -> dict:
-    from hybridctx.indexers.lexical import LexicalIndex
+    from hybridctx.indexers.lexical.bm25 import LexicalIndex
     from hybridctx.indexers.tables import DocumentTables
 
     if path == "memory":

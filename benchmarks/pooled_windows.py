@@ -129,8 +129,8 @@ def _run(label: str, settings: dict[str, Any] | None, sets: dict, budgets: list[
 def _cost(encoder: Any, sets: dict) -> dict[str, Any]:
     """Windows and tokens the pooled encoder embeds for every corpus, against the corpus's own tokens."""
     from hybridctx.datatypes import Document
-    from hybridctx.indexing import _max_landmark_tokens
-    from hybridctx.landmarks import landmarks_for
+    from hybridctx.ingest.indexing import _max_landmark_tokens
+    from hybridctx.ingest.landmarks import landmarks_for
 
     windows = tokens = corpus = landmarks = 0
     for eval_set in sets.values():

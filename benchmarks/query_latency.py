@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hybridctx import HybridContext
     from hybridctx.eval.llama_embedding import load_encoder, make_llama_embedding
-    from hybridctx.tokens import get_counter
+    from hybridctx.packing.tokens import get_counter
 
     counter = get_counter("cl100k_base")
     docs, tokens = load_docs(args.corpus, args.min_tokens, counter)

@@ -11,7 +11,7 @@ For every dataset in ``../shared/data`` (or ``--data``) this script reports
   8 characters plus 10% of the evidence length around it (a list label such as
   ``4.14`` or a closing quote the gold leaves out);
 * the mean sentence length in characters;
-* the throughput of :func:`hybridctx.segmentation.split_sentences` in MB/s
+* the throughput of :func:`hybridctx.ingest.segmentation.split_sentences` in MB/s
   (MB of UTF-8 text; one pass, 2-core machine).
 
 Run: ``.venv/bin/python benchmarks/segmentation_alignment.py [--misses N]``.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybridctx.segmentation import split_sentences
+from hybridctx.ingest.segmentation import split_sentences
 
 # "snug": the whole sentences holding the evidence add at most this much text around it.
 SNUG_CHARS = 8

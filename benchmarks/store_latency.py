@@ -58,7 +58,7 @@ def top1(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def fill_external(spec: Any, x: np.ndarray, doc_size: int) -> Any:
-    from hybridctx.indexers.external_vectors import create_vectors
+    from hybridctx.indexers.vectors.external_vectors import create_vectors
 
     vectors = create_vectors(spec, x.shape[1])
     for start in range(0, len(x), doc_size):

@@ -100,7 +100,7 @@ class EncoderConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "EncoderConfig":
         """Build from a dict, naming the nearest valid key for an unknown one."""
-        from hybridctx.settings import reject_unknown_keys
+        from hybridctx.config.settings import reject_unknown_keys
 
         reject_unknown_keys(values, cls, "encoder setting")
         return cls(**values)

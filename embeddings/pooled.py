@@ -101,7 +101,7 @@ class PooledConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "PooledConfig":
         """Build from a dict, naming the nearest valid key for an unknown one."""
-        from hybridctx.settings import reject_unknown_keys
+        from hybridctx.config.settings import reject_unknown_keys
 
         reject_unknown_keys(values, cls, "pooled encoder setting")
         return cls(**values)
@@ -204,7 +204,7 @@ class PooledLandmarkEncoder:
         cfg = config if isinstance(config, PooledConfig) else PooledConfig.from_mapping(dict(config or {}))
         self.config = cfg
         self._embedder = embedder
-        from hybridctx.tokens import get_counter
+        from hybridctx.packing.tokens import get_counter
 
         self._counter = get_counter(_tokenizer_path(cfg.tokenizer))
 

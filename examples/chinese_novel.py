@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  full context: {full.tokens:,} tokens, ${full.usd:.3f}, ~{full.latency_s:.0f} s")
 
         if args.llm:
-            from hybridctx.ask import answer_question
+            from hybridctx.routing.answering import answer_question
             from hybridctx.llms import load_llm
 
             llm = load_llm(args.llm, model=args.model)

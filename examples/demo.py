@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def answer_some(hc: HybridContext, queries: list[str]) -> None:
     """Route, retrieve and answer with the embedded SmolLM2-135M (CPU)."""
-    from hybridctx.ask import answer_question
+    from hybridctx.routing.answering import answer_question
     from hybridctx.llms import default_local_llm
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.router import RouteLimits
 
     print("\nLoading the local SmolLM2-135M-Instruct ...")
     llm = default_local_llm(device="cpu")

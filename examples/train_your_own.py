@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hybridctx.embeddings.training.data import inverse_cloze, load_documents_dir, split_documents, split_long
     from hybridctx.embeddings.training.trainer import TrainConfig, Trainer, eval_set_for
-    from hybridctx.segmentation import split_sentences
+    from hybridctx.ingest.segmentation import split_sentences
 
     raw: dict[str, str] = {}
     for path in args.paths:

@@ -53,32 +53,32 @@ __all__ = [
 
 _LAZY = {
     "EncoderConfig": "hybridctx.embeddings.config",
-    "GrowthRule": "hybridctx.spans",
+    "GrowthRule": "hybridctx.retrieval.spans",
     "HybridContext": "hybridctx.facade",
-    "IndexReport": "hybridctx.indexing",
-    "RetrievalConfig": "hybridctx.retrieval",
-    "Retriever": "hybridctx.retrieval",
-    "SpanCandidate": "hybridctx.packing",
+    "IndexReport": "hybridctx.ingest.indexing",
+    "RetrievalConfig": "hybridctx.retrieval.retriever",
+    "Retriever": "hybridctx.retrieval.retriever",
+    "SpanCandidate": "hybridctx.packing.packer",
     "WindowedLandmarkEncoder": "hybridctx.embeddings.windowed",
-    "get_counter": "hybridctx.tokens",
-    "load_documents": "hybridctx.documents",
-    "pack": "hybridctx.packing",
-    "split_sentences": "hybridctx.segmentation",
+    "get_counter": "hybridctx.packing.tokens",
+    "load_documents": "hybridctx.ingest.documents",
+    "pack": "hybridctx.packing.packer",
+    "split_sentences": "hybridctx.ingest.segmentation",
 }
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hybridctx.documents import load_documents
+    from hybridctx.ingest.documents import load_documents
     from hybridctx.embeddings.config import EncoderConfig
     from hybridctx.embeddings.windowed import WindowedLandmarkEncoder
     from hybridctx.facade import HybridContext
-    from hybridctx.indexing import IndexReport
-    from hybridctx.packing import SpanCandidate, pack
-    from hybridctx.retrieval import RetrievalConfig, Retriever
-    from hybridctx.segmentation import split_sentences
-    from hybridctx.spans import GrowthRule
-    from hybridctx.tokens import get_counter
+    from hybridctx.ingest.indexing import IndexReport
+    from hybridctx.packing.packer import SpanCandidate, pack
+    from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
+    from hybridctx.ingest.segmentation import split_sentences
+    from hybridctx.retrieval.spans import GrowthRule
+    from hybridctx.packing.tokens import get_counter
 
 
 def __getattr__(name: str) -> Any:

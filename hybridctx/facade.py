@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hybridctx.datatypes import PackedContext
-from hybridctx.indexers.store_protocol import StoreKind
-from hybridctx.indexing import IndexReport, build_index
-from hybridctx.retrieval import RetrievalConfig, Retriever, SearchMode
+from hybridctx.indexers.vectors.store_protocol import StoreKind
+from hybridctx.ingest.indexing import IndexReport, build_index
+from hybridctx.retrieval.retriever import RetrievalConfig, Retriever, SearchMode
 
 __all__ = ["HybridContext"]
 
@@ -161,17 +161,17 @@ class HybridContext:
                 within the profile's cache TTL, this one included (the cache
                 write of a cold scope is amortised over them).
             session: consult the session ledger beside the index
-                (:mod:`hybridctx.session_ledger`): a scope whose full context
+                (:mod:`hybridctx.routing.session_ledger`): a scope whose full context
                 was sent within the TTL is priced warm. Routing never writes it;
                 :meth:`record_full_send` does, once a full context was sent.
             session_salt: whatever else sits in the cached prefix (a chat's
                 system prompt), so that a different prefix is not taken as warm.
 
         Returns:
-            A :class:`~hybridctx.router.RouteDecision` with its estimates.
+            A :class:`~hybridctx.routing.router.RouteDecision` with its estimates.
         """
-        from hybridctx.profiles import get_profile, profile_counter
-        from hybridctx.router import Router
+        from hybridctx.routing.profiles import get_profile, profile_counter
+        from hybridctx.routing.router import Router
 
         model = get_profile(profile, profiles_file)
         if doc_ids:
@@ -189,8 +189,8 @@ class HybridContext:
 
     def _adapt(self, router: Any, query: str, decision: Any, doc_ids: Sequence[str] | None, full: int,
                tokenizer: str) -> Any:
-        """The decision at the budget retrieval's confidence picks (:mod:`hybridctx.confidence`)."""
-        from hybridctx.confidence import adapt, budget_range, measure
+        """The decision at the budget retrieval's confidence picks (:mod:`hybridctx.retrieval.confidence`)."""
+        from hybridctx.retrieval.confidence import adapt, budget_range, measure
 
         lo, hi = budget_range(router, decision.budget)
         signals: dict[str, Any] = {}
@@ -199,9 +199,9 @@ class HybridContext:
         return adapt(router, decision, measure(query, signals, [s.text for s in packed.spans]), full)
 
     def session_ledger(self, profile: str) -> Any:
-        """The :class:`~hybridctx.session_ledger.SessionLedger` of this index for ``profile``
+        """The :class:`~hybridctx.routing.session_ledger.SessionLedger` of this index for ``profile``
         (``None`` for an index opened without a directory)."""
-        from hybridctx.session_ledger import SessionLedger
+        from hybridctx.routing.session_ledger import SessionLedger
 
         return None if self.path is None else SessionLedger(self.path, profile)
 

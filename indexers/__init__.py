@@ -6,16 +6,16 @@ jieba, psycopg nor qdrant-client; each is imported on first use.
 
 from __future__ import annotations
 
-from hybridctx.indexers.external_vectors import ExternalVectors
-from hybridctx.indexers.faiss_index import FaissVectorIndex
+from hybridctx.indexers.vectors.external_vectors import ExternalVectors
+from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 from hybridctx.indexers.landmark_store import LandmarkStore, UpdatePlan
-from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings, lexical_tokens
+from hybridctx.indexers.lexical.bm25 import LexicalIndex, TokenizerSettings, lexical_tokens
 from hybridctx.indexers.persistence import check_encoder, read_manifest, recover, write_index_dir
-from hybridctx.indexers.pgvector_store import PgVectorStore
-from hybridctx.indexers.protocol import VectorIndex
-from hybridctx.indexers.qdrant_store import QdrantStore
-from hybridctx.indexers.store_protocol import ExternalStore, StoreKind, VectorStore
-from hybridctx.indexers.store_registry import StoreSpec
+from hybridctx.indexers.vectors.pgvector_store import PgVectorStore
+from hybridctx.indexers.vectors.protocol import VectorIndex
+from hybridctx.indexers.vectors.qdrant_store import QdrantStore
+from hybridctx.indexers.vectors.store_protocol import ExternalStore, StoreKind, VectorStore
+from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
 
 __all__ = [

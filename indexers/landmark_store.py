@@ -27,16 +27,16 @@ import numpy as np
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError
-from hybridctx.indexers.external_vectors import ExternalVectors, create_vectors, open_vectors
-from hybridctx.indexers.faiss_index import FaissVectorIndex
-from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings
-from hybridctx.indexers.local_vectors import create_local_vectors, load_local_vectors
-from hybridctx.indexers.numpy_index import NumpyVectorIndex
+from hybridctx.indexers.vectors.external_vectors import ExternalVectors, create_vectors, open_vectors
+from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
+from hybridctx.indexers.lexical.bm25 import LexicalIndex, TokenizerSettings
+from hybridctx.indexers.vectors.local_vectors import create_local_vectors, load_local_vectors
+from hybridctx.indexers.vectors.numpy_index import NumpyVectorIndex
 from hybridctx.indexers.persistence import check_encoder, read_manifest, write_index_dir
-from hybridctx.indexers.store_registry import StoreSpec
+from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
 from hybridctx.indexers.workdirs import work_beside
-from hybridctx.structure import DocumentStructure
+from hybridctx.ingest.structure import DocumentStructure
 
 __all__ = ["LandmarkStore", "UpdatePlan"]
 
@@ -260,7 +260,7 @@ class LandmarkStore:
         return self._tables.document(doc_id)
 
     def structure(self, doc_id: str) -> DocumentStructure:
-        """Headings, turns and pages of a document (:mod:`hybridctx.structure`): stored, or
+        """Headings, turns and pages of a document (:mod:`hybridctx.ingest.structure`): stored, or
         computed from its text for an index written before structure was stored."""
         return self._tables.structure(doc_id)
 

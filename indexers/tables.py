@@ -15,7 +15,7 @@ Schema::
               paragraph, tokens)          -- index on (doc_id, ordinal)
     meta(key TEXT PRIMARY KEY, value)    -- next_row, schema
     structure(doc_id TEXT PRIMARY KEY, data JSON)  -- headings, turns, pages
-                                         -- (hybridctx.structure); absent in
+                                         -- (hybridctx.ingest.structure); absent in
                                          -- indexes written before it: computed
                                          -- from the text when asked, stored on
                                          -- the next update
@@ -35,7 +35,7 @@ import numpy as np
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import IndexCorruptError, InputError
-from hybridctx.structure import DocumentStructure, extract_structure, structure_from_json
+from hybridctx.ingest.structure import DocumentStructure, extract_structure, structure_from_json
 
 __all__ = ["DocumentTables", "LandmarkArrays"]
 

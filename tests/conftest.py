@@ -15,7 +15,7 @@ for _key, _value in {
     # PostgreSQL 16, the version the pgvector store is specified against: pgserver 0.6 ships 16
     # and 18 and starts 18 unless told (read at its import); =18 runs the store suite on 18.
     "PGSERVER_POSTGRES_VERSION": "16",
-    # The store-trust key (indexers/store_trust.py) of this test session, not the user's.
+    # The store-trust key (indexers/vectors/store_trust.py) of this test session, not the user's.
     "HYBRIDCTX_CONFIG": __import__("tempfile").mkdtemp(prefix="hybridctx-test-config-"),
 }.items():
     os.environ.setdefault(_key, _value)

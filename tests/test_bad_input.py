@@ -19,8 +19,8 @@ import pytest
 
 from bad_input_helpers import one_line, reseal, snapshot, write_manifest
 from hybridctx.cli import main
-from hybridctx.cli_checks import MAX_BUDGET, check_budget, check_limit
-from hybridctx.documents import load_documents
+from hybridctx.cli.checks import MAX_BUDGET, check_budget, check_limit
+from hybridctx.ingest.documents import load_documents
 from hybridctx.errors import ConfigError, DocumentError, IndexCorruptError, InputError
 
 pytestmark = pytest.mark.heavy
@@ -213,7 +213,7 @@ def test_a_bad_queries_line_fails_before_result_one_is_printed(run, tmp_path) ->
 def test_the_tokenizer_must_be_one(run, tmp_path) -> None:
     message = refused(run, "retrieve", "--index", "{index}", "--budget", "100", "--tokenizer", "/etc/passwd", "q")
     assert "tokenizer '/etc/passwd' is not a Hugging Face tokenizer.json" in message
-    from hybridctx.tokens import HFTokenizerCounter
+    from hybridctx.packing.tokens import HFTokenizerCounter
 
     garbage = tmp_path / "tokenizer.json"
     garbage.write_bytes(b"\xff\xfe not json")

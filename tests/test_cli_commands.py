@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hybridctx.cli import main
-from hybridctx.tokens import get_counter
+from hybridctx.packing.tokens import get_counter
 
 pytestmark = pytest.mark.slow
 

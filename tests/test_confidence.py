@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from hybridctx.confidence import Confidence, adapt, budget_range, content_words, measure
+from hybridctx.retrieval.confidence import Confidence, adapt, budget_range, content_words, measure
 from hybridctx.errors import ConfigError
-from hybridctx.router import RouteLimits, Router
+from hybridctx.routing.router import RouteLimits, Router
 
 pytestmark = pytest.mark.slow
 
 
 def _rrf(dense: list[int], lexical: list[int]) -> dict:
-    from hybridctx.fusion import reciprocal_rank_fusion
+    from hybridctx.retrieval.fusion import reciprocal_rank_fusion
 
     rows, scores = reciprocal_rank_fusion([np.array(dense), np.array(lexical)])
     return {"dense": np.array(dense), "lexical": np.array(lexical), "fused": scores, "rows": rows}

@@ -1,4 +1,4 @@
-"""Tests for hybridctx.documents: loaders, ids, exact text, and bad-input errors."""
+"""Tests for hybridctx.ingest.documents: loaders, ids, exact text, and bad-input errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hybridctx.datatypes import Document
-from hybridctx.documents import SUPPORTED_SUFFIXES, iter_files, load_documents
+from hybridctx.ingest.documents import SUPPORTED_SUFFIXES, iter_files, load_documents
 from hybridctx.errors import DocumentError, InputError, MissingDependencyError
 
 LEVAL = Path("/work/shared/data/leval/docs.jsonl")
@@ -134,7 +134,7 @@ def test_directory_recursion_order_and_ids(
     root = tmp_path / "corpus"
     root.mkdir()
     make_tree(root)
-    caplog.set_level(logging.INFO, logger="hybridctx.documents")
+    caplog.set_level(logging.INFO, logger="hybridctx.ingest.documents")
     files = [p.relative_to(root).as_posix() for p in iter_files([root])]
     assert files == ["Z.txt", "a.md", "b.txt", "sub/c.TXT", "sub/deep/d.txt", "sub/set.jsonl"]
     assert "skip.docx" in caplog.text
@@ -165,7 +165,7 @@ def test_symlinked_dirs_are_not_followed_and_empty_dirs_warn(
     assert [d.doc_id for d in load(root)] == ["root/real/a.txt"]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "x.csv").write_text("1,2", "utf-8")
-    caplog.set_level(logging.INFO, logger="hybridctx.documents")
+    caplog.set_level(logging.INFO, logger="hybridctx.ingest.documents")
     assert load(tmp_path / "empty") == []
     assert "holds no supported files" in caplog.text
 
@@ -264,7 +264,7 @@ def test_missing_pypdf_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_import_does_not_load_pypdf() -> None:
-    code = "import sys, hybridctx.documents; sys.exit('pypdf' in sys.modules)"
+    code = "import sys, hybridctx.ingest.documents; sys.exit('pypdf' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -423,7 +423,7 @@ def test_skip_bad_collects_errors_and_keeps_going(
         "utf-8",
     )
     errors: list[DocumentError] = []
-    caplog.set_level(logging.WARNING, logger="hybridctx.documents")
+    caplog.set_level(logging.WARNING, logger="hybridctx.ingest.documents")
     docs = load(
         tmp_path / "empty.txt", good, mixed, tmp_path / "missing.md", skip_bad=True, errors=errors
     )

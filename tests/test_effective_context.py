@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from hybridctx.errors import ConfigError
-from hybridctx.profiles import get_profile
-from hybridctx.router import RouteLimits, Router
+from hybridctx.routing.profiles import get_profile
+from hybridctx.routing.router import RouteLimits, Router
 
 
 def test_shipped_llama_uses_rulers_effective_length() -> None:

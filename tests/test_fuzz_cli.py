@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 
 from bad_input_helpers import one_line, reseal, snapshot, stderr_logging, write_manifest
 from hybridctx.cli import main
-from hybridctx.documents import SUPPORTED_SUFFIXES, load_documents
+from hybridctx.ingest.documents import SUPPORTED_SUFFIXES, load_documents
 from hybridctx.errors import DocumentError, HybridCtxError, IndexStoreError, MissingDependencyError
-from hybridctx.session_ledger import ledger_path
+from hybridctx.routing.session_ledger import ledger_path
 
 pytestmark = pytest.mark.heavy
 

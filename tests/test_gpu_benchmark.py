@@ -37,7 +37,7 @@ def run_benchmark(out: Path, *extra: str, hide_gpu: bool) -> subprocess.Complete
 
 
 def test_cpu_report_json_and_profile(tmp_path: Path, tiny_llm: Path) -> None:
-    from hybridctx.profiles import load_profiles
+    from hybridctx.routing.profiles import load_profiles
 
     out = tmp_path / "gpu.json"
     done = run_benchmark(out, "--model-dir", str(tiny_llm), hide_gpu=True)

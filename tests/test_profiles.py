@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from hybridctx.errors import ConfigError
-from hybridctx.profiles import ModelProfile, get_profile, load_profiles, profile_counter
+from hybridctx.routing.profiles import ModelProfile, get_profile, load_profiles, profile_counter
 
 SHIPPED = {
     "kimi",
@@ -164,7 +164,7 @@ def test_counter_uses_the_shipped_encoding():
 
 def test_counter_falls_back_and_says_so(caplog):
     p = dataclasses.replace(get_profile("kimi"), tokenizer="nobody/no-such-tokenizer-here")
-    with caplog.at_level(logging.INFO, logger="hybridctx.profiles"):
+    with caplog.at_level(logging.INFO, logger="hybridctx.routing.profiles"):
         counter = profile_counter(p)
     assert counter.name == "cl100k_base"
     assert "not available offline" in caplog.text

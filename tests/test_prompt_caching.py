@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from hybridctx.errors import ConfigError
-from hybridctx.profiles import ModelProfile, get_profile, load_profiles
-from hybridctx.router import RouteLimits, Router, amortised, estimate
+from hybridctx.routing.profiles import ModelProfile, get_profile, load_profiles
+from hybridctx.routing.router import RouteLimits, Router, amortised, estimate
 
 # An API profile with round numbers: $1/M input, $0.10/M on a cache hit, nothing for output.
 CACHED = ModelProfile(
@@ -136,7 +136,7 @@ def test_escalation_uses_the_warm_price() -> None:
 def test_full_context_prompt_prefix_is_byte_identical_across_questions(tmp_path, encoder) -> None:
     """Documents in the index's order (whatever order the ids are named in), the question last."""
     from hybridctx import HybridContext
-    from hybridctx.ask import full_context
+    from hybridctx.routing.answering import full_context
     from hybridctx.llms.prompts import build_messages
 
     src = tmp_path / "docs.jsonl"

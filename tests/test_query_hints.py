@@ -7,8 +7,8 @@ import pytest
 
 from hybridctx.datatypes import Document
 from hybridctx.errors import ConfigError
-from hybridctx.query_hints import DateHint, SectionHint, corpus_intent, detect_position, hints_for
-from hybridctx.retrieval import RetrievalConfig, Retriever
+from hybridctx.retrieval.query_hints import DateHint, SectionHint, corpus_intent, detect_position, hints_for
+from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def _chat() -> str:
 
 def _retriever(encoder, weight: float) -> Retriever:
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     index_documents([Document("chat", _chat())], store, encoder, show_progress=False)
@@ -239,7 +239,7 @@ def _sections_document() -> str:
 
 def test_kth_section_question_packs_that_section(encoder) -> None:
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     index_documents([Document("beans", _sections_document())], store, encoder, show_progress=False)

@@ -9,7 +9,7 @@ import pytest
 
 from hybridctx.datatypes import Document
 from hybridctx.errors import ConfigError
-from hybridctx.retrieval import RetrievalConfig, Retriever
+from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
 
 
 def test_candidates_grow_with_the_budget() -> None:
@@ -51,7 +51,7 @@ class _Recording:
 @pytest.fixture(scope="module")
 def alice_store(encoder, alice_text: str) -> Any:
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     # The first chapters: several hundred sentences, "Alice" in well over 100 of them.
@@ -93,7 +93,7 @@ def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, 
 def test_cached_document_text_follows_a_replaced_document(encoder) -> None:
     # Texts and sentence tables are cached across queries; replacing a document must not serve the old one.
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     index_documents([Document("d", "The first version. It talks about apples.")], store, encoder, show_progress=False)
@@ -112,7 +112,7 @@ def test_cached_document_text_follows_a_replaced_document(encoder) -> None:
 
 def test_rows_are_located_as_the_tables_say(encoder) -> None:
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
+    from hybridctx.ingest.indexing import index_documents
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     docs = [Document(f"d{i}", " ".join(f"Sentence {j} of document {i}." for j in range(3 + i))) for i in range(4)]

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import ConfigError
-from hybridctx.profiles import ModelProfile, get_profile
-from hybridctx.router import (
+from hybridctx.routing.profiles import ModelProfile, get_profile
+from hybridctx.routing.router import (
     RouteDecision,
     RouteLimits,
     Router,
@@ -204,9 +204,9 @@ def test_budget_grows_with_the_corpus():
 
 
 def test_decision_is_logged_with_numbers(caplog):
-    with caplog.at_level(logging.INFO, logger="hybridctx.router"):
+    with caplog.at_level(logging.INFO, logger="hybridctx.routing.router"):
         Router("kimi").decide("Who?", full_tokens=183_204)
-    record = next(r for r in caplog.records if r.name == "hybridctx.router")
+    record = next(r for r in caplog.records if r.name == "hybridctx.routing.router")
     assert record.levelno == logging.INFO
     assert "budget=8192" in record.getMessage() and "tokens=183972" in record.getMessage()
 

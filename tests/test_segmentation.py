@@ -1,4 +1,4 @@
-"""Tests for hybridctx.segmentation: offsets that map back, and the rules that place them."""
+"""Tests for hybridctx.ingest.segmentation: offsets that map back, and the rules that place them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import ConfigError
-from hybridctx.segmentation import paragraph_numbers, split_long_sentences, split_sentences
+from hybridctx.ingest.segmentation import paragraph_numbers, split_long_sentences, split_sentences
 
 
 def sentences(text: str) -> list[str]:

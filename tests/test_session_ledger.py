@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridctx.session_ledger import SessionLedger, ledger_path, scope_key
+from hybridctx.routing.session_ledger import SessionLedger, ledger_path, scope_key
 
 pytestmark = pytest.mark.heavy
 
@@ -65,7 +65,7 @@ def test_a_damaged_or_unwritable_ledger_is_cold_not_an_error(tmp_path, caplog) -
 
 _WRITER = textwrap.dedent("""
     import sys
-    from hybridctx.session_ledger import SessionLedger
+    from hybridctx.routing.session_ledger import SessionLedger
     ledger = SessionLedger(sys.argv[1], "kimi")
     ids = [f"doc-{i:05d}-" + "x" * 200 for i in range(3000)]  # a ~600 kB scope list per write
     i = 0
@@ -125,9 +125,9 @@ def _session(index_dir, profiles, profile, server, *, expected: int):
     from loopback_server import Reply, completion_body
 
     from hybridctx import HybridContext
-    from hybridctx.ask import answer_question
+    from hybridctx.routing.answering import answer_question
     from hybridctx.llms import OpenAICompatibleLLM
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.router import RouteLimits
 
     ledger_path(index_dir).unlink(missing_ok=True)
     limits = RouteLimits(default_budget=500, min_budget=100, retrieval_share=None, prompt_tokens=256,
@@ -151,7 +151,7 @@ def _spent(answer) -> float:
 
 
 def test_a_cached_profile_changes_the_decisions_of_a_10_question_session(session_index, llm_server) -> None:
-    from hybridctx.profiles import get_profile, profile_counter
+    from hybridctx.routing.profiles import get_profile, profile_counter
 
     index_dir, profiles = session_index
     model = get_profile("round-cached", profiles)
@@ -185,7 +185,7 @@ def test_a_cached_profile_changes_the_decisions_of_a_10_question_session(session
 
 def test_route_cli_reads_the_ledger_and_the_expected_questions(session_index, capsys) -> None:
     from hybridctx.cli import main
-    from hybridctx.profiles import get_profile, profile_counter
+    from hybridctx.routing.profiles import get_profile, profile_counter
     from hybridctx import HybridContext
 
     index_dir, profiles = session_index

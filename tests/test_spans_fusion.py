@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import ConfigError
-from hybridctx.fusion import reciprocal_rank_fusion
-from hybridctx.spans import GrowthRule, SentenceTable, grow_spans
+from hybridctx.retrieval.fusion import reciprocal_rank_fusion
+from hybridctx.retrieval.spans import GrowthRule, SentenceTable, grow_spans
 
 
 def table(n: int, paragraph_breaks: tuple[int, ...] = ()) -> SentenceTable:

@@ -11,10 +11,10 @@ import sqlite3
 
 import pytest
 
-from hybridctx.dates import find_dates, within
-from hybridctx.documents import load_documents
-from hybridctx.spans import GrowthRule
-from hybridctx.structure import DocumentStructure, extract_structure, structure_from_json
+from hybridctx.ingest.dates import find_dates, within
+from hybridctx.ingest.documents import load_documents
+from hybridctx.retrieval.spans import GrowthRule
+from hybridctx.ingest.structure import DocumentStructure, extract_structure, structure_from_json
 
 MARKDOWN = """# Field Guide to Garden Birds
 
@@ -417,7 +417,7 @@ def test_unreadable_stored_structure_is_recomputed(tmp_path) -> None:
 def test_old_index_loads_and_gets_structure_on_reindex(tmp_path, encoder, capsys) -> None:
     from hybridctx.indexers import LandmarkStore
     from hybridctx.indexers.landmark_store import TABLES_FILE
-    from hybridctx.indexing import build_index
+    from hybridctx.ingest.indexing import build_index
     from hybridctx.indexers.persistence import read_manifest
 
     src = tmp_path / "notes.md"
@@ -500,8 +500,8 @@ def _replace_file_record(node, name: str, digest: str, size: int) -> None:
 def test_header_path_as_a_bm25_field(encoder) -> None:
     from hybridctx.datatypes import Document
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
-    from hybridctx.retrieval import RetrievalConfig, Retriever
+    from hybridctx.ingest.indexing import index_documents
+    from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
 
     filler = " ".join(f"Clause filler sentence number {i} about deliveries and invoices." for i in range(60))
     text = (f"SUPPLY AGREEMENT\n\n1. DELIVERY\n\n{filler}\n\n12. GOVERNING LAW\n\n"
@@ -524,8 +524,8 @@ def test_header_path_as_a_bm25_field(encoder) -> None:
 
 
 def test_matches_hints_reads_dates_speakers_and_sections() -> None:
-    from hybridctx.query_hints import hints_for
-    from hybridctx.structure import matches_hints
+    from hybridctx.retrieval.query_hints import hints_for
+    from hybridctx.ingest.structure import matches_hints
 
     s = extract_structure(MEETING)
 
@@ -547,8 +547,8 @@ def test_matches_hints_reads_dates_speakers_and_sections() -> None:
 def test_hint_weight_boosts_hits_under_the_named_speaker_and_date(encoder) -> None:
     from hybridctx.datatypes import Document
     from hybridctx.indexers import LandmarkStore
-    from hybridctx.indexing import index_documents
-    from hybridctx.retrieval import RetrievalConfig, Retriever
+    from hybridctx.ingest.indexing import index_documents
+    from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
 
     store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
     index_documents([Document("meet", MEETING)], store, encoder, show_progress=False)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from hybridctx.embeddings.training.trainer import TrainConfig, Trainer, eval_set_for
     from hybridctx.errors import InputError
-    from hybridctx.segmentation import split_sentences
+    from hybridctx.ingest.segmentation import split_sentences
 
     if not args.qa and not args.docs:
         raise InputError("give labelled data (--qa DIR) or documents (--docs PATH) to train on")

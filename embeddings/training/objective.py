@@ -1,6 +1,6 @@
 """The contrastive objective: InfoNCE over a batch's landmarks, with position-aware targets.
 
-Why position-aware: span growth (hybridctx.spans) grows a hit backwards more
+Why position-aware: span growth (hybridctx.retrieval.spans) grows a hit backwards more
 than forwards, which assumes a hit marks the *end* of the evidence. For a gold
 run of consecutive landmarks the target puts weight ``w_i ∝ exp(α·i)`` on the
 run's ``i``-th landmark, so the last one is the most wanted (``α = 0`` is the

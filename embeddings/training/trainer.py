@@ -2,7 +2,7 @@
 
 Why this shape: a landmark vector is only as good as the reading that made
 it, so the trainer reads each training document exactly as indexing does —
-the same sentence segmentation (:func:`hybridctx.landmarks.landmarks_for`),
+the same sentence segmentation (:func:`hybridctx.ingest.landmarks.landmarks_for`),
 the same window plan and the same pooling (:mod:`hybridctx.embeddings.pooling`)
 of the same :class:`~hybridctx.embeddings.windowed.WindowedLandmarkEncoder`
 — with gradients on. A batch is a few queries and the whole windows that hold
@@ -289,8 +289,8 @@ class Trainer:
 
     def _read(self, doc_id: str, text: str) -> _Doc:
         from hybridctx.datatypes import Document
-        from hybridctx.indexing import _max_landmark_tokens
-        from hybridctx.landmarks import landmarks_for
+        from hybridctx.ingest.indexing import _max_landmark_tokens
+        from hybridctx.ingest.landmarks import landmarks_for
 
         enc = self._encoder
         offsets, _ = enc.token_offsets(text)
@@ -411,7 +411,7 @@ class Trainer:
         from hybridctx.embeddings.windowed import WindowedLandmarkEncoder
         from hybridctx.eval.hybrid_method import HybridCtxMethod
         from hybridctx.eval.runner import evaluate
-        from hybridctx.retrieval import RetrievalConfig
+        from hybridctx.retrieval.retriever import RetrievalConfig
 
         if not self.val_sets:
             return {"score": math.nan}

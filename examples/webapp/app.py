@@ -79,7 +79,7 @@ def create_app(state: WebState, *, close_on_shutdown: bool = False) -> FastAPI:
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
-        from hybridctx.profiles import load_profiles
+        from hybridctx.routing.profiles import load_profiles
 
         settings = state.settings
         return {

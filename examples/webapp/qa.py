@@ -43,8 +43,8 @@ def ask(state: WebState, question: str, doc_id: str, budget: int, profile: str |
             (404), unknown profile or a budget out of range (422).
     """
     from hybridctx.errors import ConfigError
-    from hybridctx.profiles import get_profile
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.profiles import get_profile
+    from hybridctx.routing.router import RouteLimits
 
     question = (question or "").strip()
     if not question:
@@ -73,8 +73,8 @@ def ask(state: WebState, question: str, doc_id: str, budget: int, profile: str |
 
 def _ask(state: WebState, question: str, doc_id: str, budget: int, model: Any, limits: Any) -> dict[str, Any]:
     """On the index thread: the whole pipeline for one question."""
-    from hybridctx.ask import answer_question, full_context
-    from hybridctx.profiles import profile_counter
+    from hybridctx.routing.answering import answer_question, full_context
+    from hybridctx.routing.profiles import profile_counter
 
     hc, doc_ids = state.hc, [doc_id]
     if state.llm is not None:

@@ -85,7 +85,7 @@ class WebSettings:
     allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from hybridctx.profiles import get_profile
+        from hybridctx.routing.profiles import get_profile
 
         from .guard import HostPolicy
 

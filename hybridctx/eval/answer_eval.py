@@ -10,7 +10,7 @@ scores the answer (:mod:`hybridctx.eval.answer_scoring`), with what it cost:
 - ``always-full``: every document in scope, whole (cut at the window when it
   does not fit, as a truncating client sends it);
 - ``always-retrieve``: hybridctx retrieval at the budget, no escalation;
-- ``router``: :func:`hybridctx.ask.answer_question` itself, Self-Route's real
+- ``router``: :func:`hybridctx.routing.answering.answer_question` itself, Self-Route's real
   loop: route, answer, and when the retrieval answer refuses, escalate once.
 
 The prompt is always :func:`hybridctx.llms.prompts.build_messages` and a refusal
@@ -36,8 +36,8 @@ from hybridctx.eval.scoring import score_question
 if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.eval.answer_cache import MeteredLLM
     from hybridctx.eval.peers import RetrievalMethod
-    from hybridctx.profiles import ModelProfile
-    from hybridctx.tokens import TokenCounter
+    from hybridctx.routing.profiles import ModelProfile
+    from hybridctx.packing.tokens import TokenCounter
 
 __all__ = ["AnswerReport", "AnswerRow", "Policy", "evaluate_answers", "question_text"]
 
@@ -154,7 +154,7 @@ def question_text(item: QAItem) -> str:
 
 
 class _Store:
-    """The two reads :func:`hybridctx.ask.full_context` makes of an index, over an eval set's documents.
+    """The two reads :func:`hybridctx.routing.answering.full_context` makes of an index, over an eval set's documents.
 
     With ``keep`` (``doc_id -> chars``), only those documents, cut to that many
     characters: what a client that truncates at the window sends.
@@ -172,7 +172,7 @@ class _Store:
 
 
 class EvalCorpus:
-    """What :func:`hybridctx.ask.answer_question` needs of a ``HybridContext``, over one eval set.
+    """What :func:`hybridctx.routing.answering.answer_question` needs of a ``HybridContext``, over one eval set.
 
     ``route`` asks the router with the scope's token count; ``retrieve`` packs
     with the eval method and renders its ranges as ``retrieve`` renders spans.
@@ -193,7 +193,7 @@ class EvalCorpus:
 
     def retrieve(self, query: str, budget: int, *, tokenizer: str = "", doc_ids: Sequence[str] | None = None,
                  **_: Any) -> PackedContext:
-        from hybridctx.packing import render
+        from hybridctx.packing.packer import render
 
         docs = self.eval_set.docs
         ranges = self.method.retrieve(query, list(doc_ids) if doc_ids else None, budget)
@@ -218,7 +218,7 @@ def evaluate_answers(
         eval_sets: ``name -> EvalSet`` (loaded with ``answers=True``).
         llm: the backend, through the answer cache.
         policies: the policies, in table order; their names must differ.
-        router: the :class:`~hybridctx.router.Router` (profile and limits):
+        router: the :class:`~hybridctx.routing.router.Router` (profile and limits):
             it prices every call, routes the ``router`` policy and bounds
             what ``always-full`` may send.
         max_tokens: the longest answer.
@@ -228,8 +228,8 @@ def evaluate_answers(
     from tqdm.auto import tqdm
 
     from hybridctx.eval.router_eval import _LazyTruncation, full_capacity
-    from hybridctx.profiles import profile_counter
-    from hybridctx.tokens import count_many
+    from hybridctx.routing.profiles import profile_counter
+    from hybridctx.packing.tokens import count_many
 
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
@@ -260,7 +260,7 @@ def evaluate_answers(
 
 def _answer(item: QAItem, set_name: str, policy: Policy, corpus: EvalCorpus, llm: MeteredLLM, router: Any,
             capacity: int, max_tokens: int, profiles_file: str | None) -> AnswerRow:
-    from hybridctx.ask import answer_question, full_context
+    from hybridctx.routing.answering import answer_question, full_context
     from hybridctx.llms.prompts import build_messages, says_unanswerable
 
     query = question_text(item)

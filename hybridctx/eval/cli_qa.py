@@ -79,7 +79,7 @@ def _answers(args: argparse.Namespace, names: list[str], budgets: list[int]) -> 
     from hybridctx.eval.answer_eval import evaluate_answers, policies_for_methods
     from hybridctx.eval.datasets import load_datasets
     from hybridctx.eval.methods import MethodOptions, build_methods
-    from hybridctx.router import Router
+    from hybridctx.routing.router import Router
 
     router = Router(args.profile, profiles_file=args.profiles)
     llm = answer_llm(args)

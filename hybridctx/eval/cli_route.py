@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-tokens", type=float, default=0.25, metavar="T",
                    help="share of always-full's tokens the router may send (default 0.25)")
     p.add_argument("--adaptive-budget", action="store_true",
-                   help="let retrieval's confidence (hybridctx.confidence) pick each question's budget between "
+                   help="let retrieval's confidence (hybridctx.retrieval.confidence) pick each question's budget between "
                         "0.5x and 1.5x the router's")
     p.add_argument("--escalate-below", type=float, default=None, metavar="C",
                    help="with --adaptive-budget: a confidence below C (0..1) sends full context when it fits")
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from hybridctx.eval.datasets import load_datasets
     from hybridctx.eval.methods import MethodOptions, build_methods
     from hybridctx.eval.router_eval import evaluate_routes
-    from hybridctx.profiles import profile_counter
-    from hybridctx.router import Router, RouteLimits
+    from hybridctx.routing.profiles import profile_counter
+    from hybridctx.routing.router import Router, RouteLimits
 
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit} must be >= 0 (0 = every question)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from hybridctx.errors import InputError
-from hybridctx.settings import did_you_mean
+from hybridctx.config.settings import did_you_mean
 
 __all__ = [
     "DATA_ENV",

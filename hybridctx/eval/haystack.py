@@ -8,7 +8,7 @@ or before the requested depth, as Kamradt moves the needle back to the
 previous period), followed by the same whitespace the boundary had, so each
 needle is a sentence of its own and everything around it is untouched.
 
-Sentence boundaries are :func:`hybridctx.segmentation.split_sentences`, the
+Sentence boundaries are :func:`hybridctx.ingest.segmentation.split_sentences`, the
 rules the index itself uses; the haystack is split once (a blank line always
 ends a sentence, so the split of the repeated text is the repeated split).
 """
@@ -25,14 +25,15 @@ import numpy as np
 
 from hybridctx.errors import InputError
 from hybridctx.eval.needles import Language, Needle
-from hybridctx.tokens import TokenCounter, count_many
+from hybridctx.packing.tokens import TokenCounter, count_many
 
 __all__ = ["BUILTIN_HAYSTACKS", "Context", "Haystack", "PlacedNeedle", "Unit", "load_haystack"]
 
 Unit = Literal["tokens", "chars"]
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 #: Haystacks shipped with the package, by the name ``--haystack`` accepts.
-BUILTIN_HAYSTACKS = {"alice": SAMPLES / "alice_in_wonderland.txt", "xiyouji": SAMPLES / "haystack" / "xiyouji"}
+BUILTIN_HAYSTACKS = {"alice": SAMPLES / "alice_in_wonderland.txt",
+                     "xiyouji": Path(__file__).resolve().parent / "haystacks" / "xiyouji"}
 _JOIN = "\n\n"
 _SUFFIXES = (".txt", ".md")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -221,7 +222,7 @@ def load_haystack(path: str | Path | None = None) -> Haystack:
         InputError: the path does not exist, holds no text files, or only empty
             or undecodable ones.
     """
-    from hybridctx.segmentation import split_sentences
+    from hybridctx.ingest.segmentation import split_sentences
 
     if path is None:
         path = "alice"

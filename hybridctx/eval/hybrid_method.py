@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hybridctx.datatypes import Document
-from hybridctx.retrieval import RetrievalConfig, Retriever
+from hybridctx.retrieval.retriever import RetrievalConfig, Retriever
 
 __all__ = ["HybridCtxMethod"]
 
@@ -70,7 +70,7 @@ class HybridCtxMethod:
 
     def prepare(self, docs: Mapping[str, str]) -> None:
         from hybridctx.indexers import LandmarkStore
-        from hybridctx.indexing import index_documents
+        from hybridctx.ingest.indexing import index_documents
 
         encoder = self._get_encoder()
         identity = dict(encoder.identity)
@@ -93,8 +93,8 @@ class HybridCtxMethod:
         self._cache.clear()
 
     def retrieve(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> list[PackedRange]:
-        from hybridctx.packing import pack
-        from hybridctx.tokens import get_counter
+        from hybridctx.packing.packer import pack
+        from hybridctx.packing.tokens import get_counter
 
         if self._retriever is None:
             raise RuntimeError("prepare() must be called before retrieve()")
@@ -116,7 +116,7 @@ class HybridCtxMethod:
 
     def signals(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> dict[str, Any]:
         """The rankings behind the candidates at ``budget`` (``Retriever.candidates(signals=...)``),
-        for :mod:`hybridctx.confidence`."""
+        for :mod:`hybridctx.retrieval.confidence`."""
         if self._retriever is None:
             raise RuntimeError("prepare() must be called before signals()")
         found: dict[str, Any] = {}

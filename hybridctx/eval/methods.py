@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
 
 from hybridctx.errors import ConfigError
-from hybridctx.settings import did_you_mean
-from hybridctx.spans import GrowthRule
+from hybridctx.config.settings import did_you_mean
+from hybridctx.retrieval.spans import GrowthRule
 
 if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.eval.hybrid_method import HybridCtxMethod
     from hybridctx.eval.peers import RetrievalMethod
-    from hybridctx.retrieval import RetrievalConfig
+    from hybridctx.retrieval.retriever import RetrievalConfig
 
 __all__ = [
     "ALIASES",
@@ -296,7 +296,7 @@ def _hybrid(
     from dataclasses import replace
 
     from hybridctx.eval.hybrid_method import HybridCtxMethod
-    from hybridctx.retrieval import RetrievalConfig
+    from hybridctx.retrieval.retriever import RetrievalConfig
 
     encoder = dict(spec.encoder)
     if options.encoder is not None:

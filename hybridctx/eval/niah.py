@@ -179,7 +179,7 @@ def run_niah(
     from tqdm.auto import tqdm
 
     from hybridctx.eval.scoring import check_budget
-    from hybridctx.tokens import get_counter
+    from hybridctx.packing.tokens import get_counter
 
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
@@ -266,7 +266,7 @@ def _ask(llm: Any, question: str, doc: str, ranges: Sequence[tuple[str, int, int
 
     from hybridctx.datatypes import Span
     from hybridctx.llms import build_messages
-    from hybridctx.packing import render
+    from hybridctx.packing.packer import render
 
     spans = [Span(d, s, e, 0.0, 0, doc[s:e]) for d, s, e in sorted(ranges, key=lambda r: r[1])]
     completion = llm.generate(build_messages(question, render(spans)), max_tokens=max_tokens, temperature=0.0)

@@ -34,7 +34,7 @@ from hybridctx.errors import ConfigError, InputError
 from hybridctx.eval.llama_embedding import embedding_dim, encode_texts, load_encoder, make_llama_embedding
 from hybridctx.eval.scoring import PackedRange
 from hybridctx.eval.units import GreedyPacker, chunk_ranges, lexical_tokens, sentence_ranges, window_ranges
-from hybridctx.tokens import TokenCounter, count_many, get_counter
+from hybridctx.packing.tokens import TokenCounter, count_many, get_counter
 
 __all__ = [
     "BM25Chunks",

@@ -1,6 +1,6 @@
 """The router measured on QA sets: what it sends, what that costs, and what evidence it keeps.
 
-Why: the router (``hybridctx/router.py``) chooses between sending everything
+Why: the router (``hybridctx/routing/router.py``) chooses between sending everything
 and retrieving, from cost estimates alone. Whether its choices are any good
 shows only against the two fixed policies on real questions:
 
@@ -34,8 +34,8 @@ from hybridctx.eval.scoring import PackedRange, check_budget, mean, score_questi
 
 if TYPE_CHECKING:  # pragma: no cover
     from hybridctx.eval.peers import RetrievalMethod
-    from hybridctx.router import Router
-    from hybridctx.tokens import TokenCounter
+    from hybridctx.routing.router import Router
+    from hybridctx.packing.tokens import TokenCounter
 
 __all__ = ["POLICIES", "Outcome", "PolicyTotals", "RouteReport", "RouteRow", "TargetCheck", "evaluate_routes",
            "pick_sessions"]
@@ -264,8 +264,8 @@ def evaluate_routes(
 
     from tqdm.auto import tqdm
 
-    from hybridctx.profiles import profile_counter
-    from hybridctx.tokens import count_many
+    from hybridctx.routing.profiles import profile_counter
+    from hybridctx.packing.tokens import count_many
 
     counter = counter or profile_counter(router.profile)
     method_tokenizer = getattr(method, "tokenizer", counter.name)
@@ -338,8 +338,8 @@ def evaluate_routes(
 
 def adapt_decision(router: Router, method: Any, query: str, doc_ids: Sequence[str] | None,
                    docs: Mapping[str, str], decision: Any, full_tokens: int) -> Any:
-    """The router's decision at the budget retrieval's confidence picks (:mod:`hybridctx.confidence`)."""
-    from hybridctx.confidence import adapt, budget_range, measure
+    """The router's decision at the budget retrieval's confidence picks (:mod:`hybridctx.retrieval.confidence`)."""
+    from hybridctx.retrieval.confidence import adapt, budget_range, measure
 
     lo, hi = budget_range(router, decision.budget)
     signals = method.signals(query, doc_ids, hi)

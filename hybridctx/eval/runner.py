@@ -28,7 +28,7 @@ from hybridctx.eval.datasets import EvalSet
 from hybridctx.eval.peers import RetrievalMethod
 from hybridctx.eval.plotting import nan_to_none, panel_grid, save_panels
 from hybridctx.eval.scoring import answer_hit, check_budget, evidence_recall, mean, paragraph_recall, score_question
-from hybridctx.tokens import TokenCounter, get_counter
+from hybridctx.packing.tokens import TokenCounter, get_counter
 
 __all__ = ["DEFAULT_BUDGETS", "Cell", "PrepareTime", "QuestionRow", "Results", "evaluate"]
 

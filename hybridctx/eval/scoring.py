@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 
 from hybridctx.errors import BudgetError, InputError
 from hybridctx.eval.datasets import QAItem
-from hybridctx.tokens import TokenCounter, count_many
+from hybridctx.packing.tokens import TokenCounter, count_many
 
 __all__ = [
     "ANSWER_FRACTION",

@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from hybridctx.eval.scoring import PackedRange
-from hybridctx.tokens import TokenCounter, get_counter
+from hybridctx.packing.tokens import TokenCounter, get_counter
 
 if TYPE_CHECKING:
     from llama_index.core.schema import BaseNode

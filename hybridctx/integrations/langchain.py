@@ -42,7 +42,7 @@ except ImportError as exc:
 
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.integrations.index_thread import IndexThread
-from hybridctx.integrations.pieces import PackedPiece, Piece, pack_pieces
+from hybridctx.packing.pieces import PackedPiece, Piece, pack_pieces
 
 __all__ = ["BudgetPacker", "CostRouter", "HybridCtxRetriever", "as_runnable", "span_documents"]
 
@@ -247,7 +247,7 @@ class CostRouter(RunnableSerializable[Any, dict[str, Any]]):
         return value, extras
 
     def _options(self) -> dict[str, Any]:
-        from hybridctx.router import RouteLimits
+        from hybridctx.routing.router import RouteLimits
 
         limits = RouteLimits.from_mapping(self.limits) if isinstance(self.limits, Mapping) else self.limits
         return {"profile": self.profile, "limits": limits, "doc_ids": self.doc_ids, "budget": self.budget,
@@ -277,8 +277,8 @@ def _retrieve(hc: Any, query: str, budget: int, options: Mapping[str, Any]) -> P
 
 def _route_and_gather(hc: Any, question: str, options: Mapping[str, Any]) -> tuple[Any, PackedContext]:
     """Route ``question`` and gather the context of the chosen mode, in the profile's tokenizer."""
-    from hybridctx.ask import full_context
-    from hybridctx.profiles import get_profile, profile_counter
+    from hybridctx.routing.answering import full_context
+    from hybridctx.routing.profiles import get_profile, profile_counter
 
     decision = hc.route(question, **options)
     tokenizer = profile_counter(get_profile(options["profile"], options["profiles_file"])).name

@@ -45,7 +45,7 @@ except ImportError as exc:
 
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.integrations.index_thread import IndexThread
-from hybridctx.integrations.pieces import PackedPiece, Piece, pack_pieces
+from hybridctx.packing.pieces import PackedPiece, Piece, pack_pieces
 
 __all__ = ["BudgetPostprocessor", "HybridCtxNodeRetriever", "RoutedQueryEngine", "span_nodes"]
 
@@ -174,7 +174,7 @@ class BudgetPostprocessor(BaseNodePostprocessor):
 class RoutedQueryEngine(CustomQueryEngine):
     """Answers by cost-routed context: full documents or retrieved spans, then a hybridctx LLM.
 
-    Each query runs :func:`hybridctx.ask.answer_question`: route by the model
+    Each query runs :func:`hybridctx.routing.answering.answer_question`: route by the model
     profile's costs and the limits, gather the context, generate, and escalate
     once (Self-Route) when a retrieval answer says it cannot answer. The
     ``Response`` holds the answer, the context's spans as ``source_nodes``
@@ -224,7 +224,7 @@ class RoutedQueryEngine(CustomQueryEngine):
         return _response(await self._index.acall(_answer, query_str, self.llm, self._options()))
 
     def _options(self) -> dict[str, Any]:
-        from hybridctx.router import RouteLimits
+        from hybridctx.routing.router import RouteLimits
 
         limits = self.limits
         if isinstance(limits, Mapping):
@@ -238,7 +238,7 @@ def _retrieve(hc: Any, query: str, budget: int, options: Mapping[str, Any]) -> P
 
 
 def _answer(hc: Any, query: str, llm: Any, options: Mapping[str, Any]) -> Any:
-    from hybridctx.ask import answer_question
+    from hybridctx.routing.answering import answer_question
 
     return answer_question(hc, query, llm, **options)
 

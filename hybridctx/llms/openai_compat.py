@@ -431,7 +431,7 @@ class OpenAICompatibleLLM:
 
     def _count(self, text: str) -> int:
         if self._counter is None:
-            from hybridctx.tokens import get_counter
+            from hybridctx.packing.tokens import get_counter
 
             self._counter = get_counter("cl100k_base")
         return int(self._counter.count(text))

@@ -73,6 +73,6 @@ def _load_builtins() -> None:
 
 
 def _load_entry_points() -> None:
-    from hybridctx.plugins import load_entry_points
+    from hybridctx.config.plugins import load_entry_points
 
     load_entry_points(ENTRY_POINT_GROUP, _FACTORIES, "LLM")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from hybridctx.errors import InputError
-from hybridctx.settings import did_you_mean
+from hybridctx.config.settings import did_you_mean
 
 __all__ = ["LIMIT_KEYS", "PASSED_ON", "ChatTurn", "RequestError", "TurnOptions", "parse_chat_request"]
 

@@ -18,7 +18,7 @@ import socket
 import sys
 from typing import Any
 
-from hybridctx.cli_checks import arg_type, check_budget, check_limit
+from hybridctx.cli.checks import arg_type, check_budget, check_limit
 from hybridctx.errors import InputError, MissingDependencyError
 
 __all__ = ["add_mcp_arguments", "add_serve_arguments", "run_mcp", "run_serve"]
@@ -84,8 +84,8 @@ def add_mcp_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from hybridctx.profiles import get_profile
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.profiles import get_profile
+    from hybridctx.routing.router import RouteLimits
     from hybridctx.serve.gateway import GatewaySettings, create_app
     from hybridctx.serve.indexes import close_indexes, open_indexes, parse_index_specs
     from hybridctx.serve.routing_turn import TurnSettings, Upstream
@@ -127,10 +127,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_mcp(args: argparse.Namespace) -> int:
-    from hybridctx.profiles import get_profile
+    from hybridctx.routing.profiles import get_profile
     from hybridctx.serve.indexes import close_indexes, open_indexes, parse_index_specs
     from hybridctx.serve.mcp import McpSettings, build_mcp_server
-    from hybridctx.tokens import get_counter
+    from hybridctx.packing.tokens import get_counter
 
     specs = parse_index_specs(args.index)
     _require("hybridctx mcp", "mcp")

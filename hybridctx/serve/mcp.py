@@ -117,7 +117,7 @@ def build_mcp_server(indexes: Mapping[str, Any], settings: McpSettings | None = 
     ) -> dict[str, Any]:
         """Decide whether a question needs the full documents or retrieval, with the cost, latency, window and
         memory estimates of both for the server's model profile, and the reason in one sentence."""
-        from hybridctx.router import RouteLimits
+        from hybridctx.routing.router import RouteLimits
 
         limits = RouteLimits.from_mapping({k: v for k, v in (("max_usd", max_usd), ("max_latency_s", max_latency_s))
                                            if v is not None})

@@ -127,7 +127,7 @@ def merge_limits(base: Any, requested: Mapping[str, Any], **fixed: Any) -> Any:
     Raises:
         ConfigError: the result is not a valid ``RouteLimits``.
     """
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.router import RouteLimits
 
     values = asdict(base or RouteLimits())
     for key, value in requested.items():
@@ -255,9 +255,9 @@ def run_turn(hc: Any, index: str, turn: Any, upstream: Upstream, settings: TurnS
         LLMError: the upstream gave no answer within the deadline (its retries spent).
         ClientGone: the client hung up.
     """
-    from hybridctx.ask import answer_question
-    from hybridctx.cli_checks import check_budget
-    from hybridctx.profiles import get_profile, profile_counter
+    from hybridctx.routing.answering import answer_question
+    from hybridctx.cli.checks import check_budget
+    from hybridctx.routing.profiles import get_profile, profile_counter
 
     started = time.perf_counter()
     model = get_profile(settings.profile, settings.profiles_file)
@@ -265,7 +265,7 @@ def run_turn(hc: Any, index: str, turn: Any, upstream: Upstream, settings: TurnS
     max_tokens = min(turn.max_tokens or settings.max_tokens, settings.max_tokens_cap)
     around = sum(counter.count(m["content"]) + _PER_MESSAGE_TOKENS for m in turn.history)
     around += counter.count(turn.system) if turn.system else 0
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.router import RouteLimits
 
     base = settings.limits or RouteLimits()
     limits = merge_limits(base, turn.options.limits, answer_tokens=max_tokens, prompt_tokens=base.prompt_tokens + around)

@@ -7,7 +7,7 @@ import pytest
 
 from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
 from hybridctx.errors import ConfigError
-from hybridctx.segmentation import split_sentences
+from hybridctx.ingest.segmentation import split_sentences
 
 pytestmark = pytest.mark.slow
 

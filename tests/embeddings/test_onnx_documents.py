@@ -14,7 +14,7 @@ from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
 from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
 from hybridctx.embeddings.windowed import _length_batches
 from hybridctx.errors import ConfigError
-from hybridctx.segmentation import split_sentences
+from hybridctx.ingest.segmentation import split_sentences
 
 pytestmark = pytest.mark.slow
 

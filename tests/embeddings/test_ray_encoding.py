@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridctx.segmentation import split_sentences
+from hybridctx.ingest.segmentation import split_sentences
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 ray = pytest.importorskip("ray")

@@ -20,7 +20,7 @@ from hybridctx.embeddings.training.data import Example, inverse_cloze, load_qa, 
 from hybridctx.embeddings.training.objective import position_weights
 from hybridctx.embeddings.training.trainer import TrainConfig, Trainer, eval_set_for
 from hybridctx.errors import InputError
-from hybridctx.segmentation import split_sentences
+from hybridctx.ingest.segmentation import split_sentences
 
 pytestmark = pytest.mark.heavy
 
@@ -47,7 +47,7 @@ def _config(**changes) -> TrainConfig:
 def _dense_recall(model: str, corpus: dict[str, str], examples: list[Example]) -> float:
     from hybridctx.eval.hybrid_method import HybridCtxMethod
     from hybridctx.eval.runner import evaluate
-    from hybridctx.retrieval import RetrievalConfig
+    from hybridctx.retrieval.retriever import RetrievalConfig
 
     method = HybridCtxMethod("dense", encoder={"model": model, "window": WINDOW, "device": "cpu",
                                                "query_runtime": "torch"},
@@ -78,8 +78,8 @@ def test_trainer_reads_documents_as_indexing_does(corpus) -> None:
 
     from hybridctx.datatypes import Document
     from hybridctx.embeddings import WindowedLandmarkEncoder
-    from hybridctx.indexing import _max_landmark_tokens
-    from hybridctx.landmarks import landmarks_for
+    from hybridctx.ingest.indexing import _max_landmark_tokens
+    from hybridctx.ingest.landmarks import landmarks_for
 
     doc_id = sorted(corpus)[1]
     text = corpus[doc_id]

@@ -16,8 +16,8 @@ from hybridctx.eval.needles import make_needles
 from hybridctx.eval.niah import NIAHConfig, make_methods, run_niah
 from hybridctx.eval.peers import Truncation
 from hybridctx.llms.protocol import Completion
-from hybridctx.segmentation import split_sentences
-from hybridctx.tokens import get_counter
+from hybridctx.ingest.segmentation import split_sentences
+from hybridctx.packing.tokens import get_counter
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_cached_encoder_gives_the_plain_vectors_and_reuses_windows(encoder) -> N
 
     from hybridctx.datatypes import Document
     from hybridctx.eval.window_cache import CachedWindowEncoder
-    from hybridctx.landmarks import landmarks_for
+    from hybridctx.ingest.landmarks import landmarks_for
 
     hay = load_haystack("alice")
     ctx = hay.cut(3000, "tokens", get_counter())

@@ -25,7 +25,7 @@ from hybridctx.eval.peers import (  # noqa: E402
 from hybridctx.eval.runner import evaluate  # noqa: E402
 from hybridctx.eval.scoring import check_budget, score_question  # noqa: E402
 from hybridctx.eval.units import GreedyPacker, chunk_ranges, lexical_tokens, sentence_ranges  # noqa: E402
-from hybridctx.tokens import get_counter  # noqa: E402
+from hybridctx.packing.tokens import get_counter  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

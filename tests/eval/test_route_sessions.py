@@ -37,7 +37,7 @@ def _run(data: Path, out: Path, *extra: str) -> dict:
 
 
 def test_a_session_bills_always_full_cold_once_then_warm(data, tmp_path) -> None:
-    from hybridctx.profiles import get_profile, profile_counter
+    from hybridctx.routing.profiles import get_profile, profile_counter
 
     payload = _run(data, tmp_path, "--session", "3")
     text = (data / "plant" / "docs.jsonl").read_text(encoding="utf-8")

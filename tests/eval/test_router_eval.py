@@ -11,7 +11,7 @@ from tiny_corpus import write_tiny_corpus
 
 from hybridctx.cli import main
 from hybridctx.eval.router_eval import POLICIES, base_budget, full_capacity
-from hybridctx.router import Router, RouteLimits, detect_intent
+from hybridctx.routing.router import Router, RouteLimits, detect_intent
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from hybridctx.errors import BudgetError, InputError
 from hybridctx.eval.datasets import SIX_DATASETS, QAItem, load_dataset, search_scope
 from hybridctx.eval.scoring import check_budget, covered_chars, merge_ranges, score_question
-from hybridctx.tokens import get_counter
+from hybridctx.packing.tokens import get_counter
 
 DATA = Path("/work/shared/data")
 DOCS = {"a": "x" * 100, "b": "y" * 100, "p1": "p" * 100, "p2": "q" * 40}

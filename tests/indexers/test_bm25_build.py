@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from hybridctx.errors import InputError
-from hybridctx.indexers import bm25_build
-from hybridctx.indexers.bm25_build import build_bm25
-from hybridctx.indexers.lexical import LexicalIndex
-from hybridctx.indexers.lexical_terms import TokenizerSettings, lexical_tokens
-from hybridctx.segmentation import split_sentences
+from hybridctx.indexers.lexical import bm25_build
+from hybridctx.indexers.lexical.bm25_build import build_bm25
+from hybridctx.indexers.lexical.bm25 import LexicalIndex
+from hybridctx.indexers.lexical.terms import TokenizerSettings, lexical_tokens
+from hybridctx.ingest.segmentation import split_sentences
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hybridctx" / "samples"
 
@@ -29,7 +29,7 @@ def alice() -> list[str]:
 
 @pytest.fixture(scope="module")
 def xiyouji() -> list[str]:
-    chapters = sorted((SAMPLES / "haystack" / "xiyouji").glob("*.txt"))
+    chapters = sorted((SAMPLES.parent / "eval" / "haystacks" / "xiyouji").glob("*.txt"))
     return [s for p in chapters for s in sentences_of(p.read_text(encoding="utf-8"))]
 
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import ConfigError, InputError
-from hybridctx.indexers.faiss_index import FaissVectorIndex
-from hybridctx.indexers.protocol import VectorIndex
+from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
+from hybridctx.indexers.vectors.protocol import VectorIndex
 
 pytestmark = pytest.mark.slow
 

@@ -203,7 +203,7 @@ CRASH = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_landmark_store import make, DOCS
     from hybridctx.indexers.landmark_store import LandmarkStore
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
     target = Path({target!r})
     store = LandmarkStore.load(target)
     store.add_document(*make("late", ["A late addition."]))
@@ -263,7 +263,7 @@ def test_killed_between_renames_recovers(tmp_path: Path) -> None:
 
 
 def test_lexical_index_is_optional_on_disk(tmp_path: Path) -> None:
-    from hybridctx.indexers.lexical import TokenizerSettings
+    from hybridctx.indexers.lexical.bm25 import TokenizerSettings
 
     settings = TokenizerSettings(stem=False, cjk_bigrams=False)
     store = LandmarkStore.create(DIM, encoder_identity=IDENTITY, lexical_settings=settings)

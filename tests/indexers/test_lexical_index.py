@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import IndexCorruptError, InputError
-from hybridctx.indexers.lexical import LexicalIndex, TokenizerSettings, lexical_tokens
+from hybridctx.indexers.lexical.bm25 import LexicalIndex, TokenizerSettings, lexical_tokens
 
 SENTENCES = [
     "The lease term begins on the Effective Date and runs for five years.",

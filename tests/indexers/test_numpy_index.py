@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from hybridctx.errors import InputError, MissingDependencyError
-from hybridctx.indexers import local_vectors
-from hybridctx.indexers.numpy_index import NumpyVectorIndex
-from hybridctx.indexers.protocol import VectorIndex
+from hybridctx.indexers.vectors import local_vectors
+from hybridctx.indexers.vectors.numpy_index import NumpyVectorIndex
+from hybridctx.indexers.vectors.protocol import VectorIndex
 
 
 def unit(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -75,13 +75,13 @@ def test_round_trip_and_faiss_reads_it(tmp_path: Path) -> None:
 def test_a_faiss_index_of_any_kind_opens_without_faiss(tmp_path: Path, no_faiss: None,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("faiss")
-    from hybridctx.indexers.faiss_index import FaissVectorIndex
+    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 
     x, ids = unit(800, 16, 5), np.arange(800, dtype=np.int64) + 10
     hnsw = FaissVectorIndex(16, "HNSW32")
     hnsw.add(ids, x)
     hnsw.save(tmp_path)
-    with caplog.at_level(logging.INFO, logger="hybridctx.indexers.local_vectors"):
+    with caplog.at_level(logging.INFO, logger="hybridctx.indexers.vectors.local_vectors"):
         opened = local_vectors.load_local_vectors(tmp_path)
     assert isinstance(opened, NumpyVectorIndex) and opened.kind == "HNSW32"
     assert "hybridctx[cpu]" in caplog.text
@@ -91,7 +91,7 @@ def test_a_faiss_index_of_any_kind_opens_without_faiss(tmp_path: Path, no_faiss:
 
 
 def test_without_faiss_only_exact_kinds_are_built(no_faiss: None, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="hybridctx.indexers.local_vectors"):
+    with caplog.at_level(logging.INFO, logger="hybridctx.indexers.vectors.local_vectors"):
         assert isinstance(local_vectors.create_local_vectors(8, "auto"), NumpyVectorIndex)
     assert "faiss is not installed" in caplog.text and "hybridctx[cpu]" in caplog.text
     assert isinstance(local_vectors.create_local_vectors(8, "Flat"), NumpyVectorIndex)

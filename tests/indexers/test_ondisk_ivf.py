@@ -11,7 +11,7 @@ import pytest
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError
 from hybridctx.indexers import FaissVectorIndex, LandmarkStore, read_manifest
-from hybridctx.indexers.ondisk_ivf import IVFDATA_FILE, OnDiskIVFIndex, base_kind, on_disk_kind
+from hybridctx.indexers.vectors.ondisk_ivf import IVFDATA_FILE, OnDiskIVFIndex, base_kind, on_disk_kind
 
 pytestmark = pytest.mark.slow
 

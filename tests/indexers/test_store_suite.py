@@ -18,7 +18,7 @@ from store_helpers import DIM, make, require, toy_vector
 
 from hybridctx.errors import ConfigError, IndexStoreError, InputError, MissingDependencyError
 from hybridctx.indexers import ExternalVectors, LandmarkStore, StoreSpec, VectorStore
-from hybridctx.indexers.store_registry import connect_store, redact_url
+from hybridctx.indexers.vectors.store_registry import connect_store, redact_url
 
 pytestmark = pytest.mark.heavy
 
@@ -149,7 +149,7 @@ def test_failed_add_leaves_nothing_half_done(spec, tmp_path, monkeypatch) -> Non
     store.save(tmp_path / "idx")
     before, held = snapshot(store), engine_count(store)
     if spec.kind == "faiss":
-        from hybridctx.indexers.faiss_index import FaissVectorIndex
+        from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 
         def boom(self, ids, vectors):
             raise RuntimeError("injected failure")

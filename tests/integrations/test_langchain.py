@@ -16,9 +16,9 @@ from loopback_server import Reply, completion_body
 from hybridctx.errors import ConfigError, MissingDependencyError
 from hybridctx.integrations.langchain import BudgetPacker, CostRouter, HybridCtxRetriever, as_runnable
 from hybridctx.llms import OpenAICompatibleLLM
-from hybridctx.profiles import get_profile, profile_counter
-from hybridctx.segmentation import split_sentences
-from hybridctx.tokens import get_counter
+from hybridctx.routing.profiles import get_profile, profile_counter
+from hybridctx.ingest.segmentation import split_sentences
+from hybridctx.packing.tokens import get_counter
 
 pytestmark = pytest.mark.slow
 

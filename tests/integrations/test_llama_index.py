@@ -17,8 +17,8 @@ from hybridctx.datatypes import Span
 from hybridctx.errors import MissingDependencyError
 from hybridctx.integrations.llama_index import BudgetPostprocessor, HybridCtxNodeRetriever, RoutedQueryEngine
 from hybridctx.llms import OpenAICompatibleLLM
-from hybridctx.packing import render
-from hybridctx.tokens import get_counter
+from hybridctx.packing.packer import render
+from hybridctx.packing.tokens import get_counter
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hybridctx.errors import BudgetError
-from hybridctx.integrations.pieces import Piece, pack_pieces
-from hybridctx.packing import render
-from hybridctx.segmentation import split_sentences
-from hybridctx.tokens import get_counter
+from hybridctx.packing.pieces import Piece, pack_pieces
+from hybridctx.packing.packer import render
+from hybridctx.ingest.segmentation import split_sentences
+from hybridctx.packing.tokens import get_counter
 
 DOC = ("Alice was beginning to get very tired. She had peeped into the book her sister was reading. "
        "It had no pictures or conversations in it. So she was considering in her own mind what to do. "

@@ -8,10 +8,10 @@ import pytest
 from loopback_server import Reply, completion_body
 
 from hybridctx import HybridContext
-from hybridctx.ask import answer_question
+from hybridctx.routing.answering import answer_question
 from hybridctx.cli import main
 from hybridctx.llms import OpenAICompatibleLLM
-from hybridctx.router import RouteLimits
+from hybridctx.routing.router import RouteLimits
 
 DOCS = [
     {"doc_id": "garden", "text": "The garden has three gates. The north gate is painted blue. "

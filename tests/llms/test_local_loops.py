@@ -17,7 +17,7 @@ from hybridctx.datatypes import Span
 from hybridctx.errors import ConfigError
 from hybridctx.llms import LocalTransformersLLM, build_messages, default_local_llm
 from hybridctx.llms.repetition import loop_start
-from hybridctx.packing import render
+from hybridctx.packing.packer import render
 
 pytestmark = pytest.mark.heavy
 

@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 
 from hybridctx.errors import ConfigError
-from hybridctx.router import RouteLimits
+from hybridctx.routing.router import RouteLimits
 from hybridctx.serve.chat_request import LIMIT_KEYS, RequestError, parse_chat_request
 from hybridctx.serve.indexes import parse_index_specs
 from hybridctx.serve.routing_turn import HeldStream, merge_limits

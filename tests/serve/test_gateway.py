@@ -183,7 +183,7 @@ def test_a_bad_request_is_an_openai_400(gateway, llm_server) -> None:
 
 
 def test_a_request_may_lower_the_operators_money_cap_but_not_raise_it(gateway, llm_server) -> None:
-    from hybridctx.router import RouteLimits
+    from hybridctx.routing.router import RouteLimits
 
     _queue_answer(llm_server, "Blue [1].", stream=False)
     _, ext, _ = _ask(client_for(gateway()), stream=False, limits=FORCE_FULL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from loopback_server import Reply, completion_body
 from serve_helpers import FORCE_FULL, client_for
 
-from hybridctx.session_ledger import ledger_path
+from hybridctx.routing.session_ledger import ledger_path
 
 QUESTION = "What colour is the garden gate?"
 

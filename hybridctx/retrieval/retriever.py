@@ -1,0 +1,443 @@
+"""Query → landmark hits (dense, lexical, fused) → spans → packed context.
+
+Why one module: this is the hot path of every question, and its stages are
+timed together so ``retrieve --json`` can report where the milliseconds went.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from hybridctx.datatypes import PackedContext
+from hybridctx.retrieval.document_cache import DocumentCache
+from hybridctx.errors import ConfigError
+from hybridctx.retrieval.fusion import reciprocal_rank_fusion
+from hybridctx.packing.packer import PackOrder, SpanCandidate, pack
+from hybridctx.retrieval.query_hints import PositionHint, QueryHints, detect_position, hints_for
+from hybridctx.retrieval.spans import GrowthRule, grow_spans
+from hybridctx.ingest.structure import matches_hints, structural_units
+from hybridctx.packing.tokens import get_counter
+
+__all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
+
+logger = logging.getLogger(__name__)
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How hits are found, grown and packed.
+
+    Attributes:
+        mode: ``hybrid`` (dense + BM25 fused), ``dense`` or ``lexical``.
+        candidates: hits taken from each search before fusion, at least
+            (see ``candidates_per_ktoken``).
+        candidates_per_ktoken: hits per 1,024 tokens of budget: a search for
+            ``budget`` tokens takes ``max(candidates, ceil(budget / 1024 *
+            candidates_per_ktoken))`` hits from each ranking, so a large budget
+            can be filled with evidence rather than with the neighbours of a
+            fixed number of hits. With the defaults budgets up to 2,048 take
+            100 and 8,192 takes 400 (locomo evidence recall at 8k: 0.885 with
+            100, 0.948 with 400). 0 keeps ``candidates`` at every budget.
+        rrf_k: reciprocal-rank-fusion damping constant.
+        dense_weight: weight of the dense ranking in fusion.
+        lexical_weight: weight of the BM25 ranking in fusion.
+        unreadable_query_ratio: when more than this share of a query's
+            characters are outside what the encoder can read (e.g. Chinese
+            for an English-only model), the dense ranking is dropped.
+        lexical_context: sentences before and after each sentence whose BM25
+            scores add to its own (within its paragraph), so a landmark is
+            ranked by the passage it ends, not by one sentence's words;
+            ``(0, 0)`` ranks bare sentences.
+        lexical_neighbour_weight: weight of each neighbour's score.
+        growth: how a hit grows into a span.
+        max_span_share: largest share of the budget one span may take (it is
+            trimmed around its best hit beyond that); ``None`` = no cap.
+        order: layout of packed spans.
+        markers: a source marker line before each span.
+        position_weight: weight in the fusion of a ranking by distance from
+            the start (or end) of each document, added only when the question
+            asks about a position ("the first topic", "how does the story
+            end", 第三个话题; see :mod:`hybridctx.retrieval.query_hints`); when an ordinal
+            names a unit the document's structure has ("the third section", "the
+            second session", 第五回), the ranking starts at that unit instead;
+            0 turns it off.
+        header_weight: weight of a second BM25 field, each landmark's header
+            path (title › section › subsection, or the session header;
+            :mod:`hybridctx.ingest.structure`), added to its sentence's BM25 score, so
+            a clause is found by the heading it sits under ("Governing Law");
+            0 ranks sentences alone. With 2 (the default) CUAD clause recall
+            rose 0.512/0.625/0.713/0.825 → 0.575/0.675/0.762/0.850 at
+            512/1k/2k/4k (80 questions, seed 0; seed 1 alike), leval 0.35 → 0.45
+            at 512, no set lost more than one question (docs/benchmarks.md).
+            The header index is built on the first query that needs it (0.2 s
+            for 13-18k landmarks here) and not saved, so beyond
+            200,000 landmarks the field is skipped.
+        hint_weight: weight in the fusion of a ranking of the dense and BM25 hits
+            that lie under what the question names — a date or date range (the
+            turn's or session's date), a speaker (the turn's), a section by
+            number or title (a heading above it); see :mod:`hybridctx.retrieval.query_hints`.
+            0 (the default) turns it off.
+    """
+
+    mode: SearchMode = "hybrid"
+    candidates: int = 100
+    candidates_per_ktoken: float = 50.0
+    rrf_k: float = 20.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    unreadable_query_ratio: float = 0.5
+    lexical_context: tuple[int, int] = (0, 0)
+    lexical_neighbour_weight: float = 0.5
+    growth: GrowthRule = field(default_factory=GrowthRule)
+    max_span_share: float | None = None
+    order: PackOrder = "document"
+    markers: bool = True
+    position_weight: float = 2.0
+    header_weight: float = 2.0
+    hint_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("hybrid", "dense", "lexical"):
+            raise ConfigError(f"mode '{self.mode}' is not one of hybrid, dense, lexical")
+        if self.candidates < 1:
+            raise ConfigError(f"candidates {self.candidates} must be >= 1")
+        if not (math.isfinite(self.candidates_per_ktoken) and self.candidates_per_ktoken >= 0):
+            raise ConfigError(f"candidates_per_ktoken {self.candidates_per_ktoken} must be >= 0 "
+                              "(0 keeps candidates at every budget)")
+        if self.max_span_share is not None and not 0 < self.max_span_share <= 1:
+            raise ConfigError(f"max_span_share {self.max_span_share} must be in (0, 1]")
+        if self.order not in ("document", "relevance", "edges"):
+            raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
+        if self.position_weight < 0:
+            raise ConfigError(f"position_weight {self.position_weight} must be >= 0 (0 turns positional ranking off)")
+        if not (math.isfinite(self.hint_weight) and self.hint_weight >= 0):
+            raise ConfigError(f"hint_weight {self.hint_weight} must be >= 0 (0 turns hint ranking off)")
+        if not (math.isfinite(self.header_weight) and self.header_weight >= 0):
+            raise ConfigError(f"header_weight {self.header_weight} must be >= 0 (0 ranks sentences alone)")
+
+    def candidates_for(self, budget: int | None) -> int:
+        """Hits taken from each ranking for a search that fills ``budget`` tokens
+        (``None``: no budget known, ``candidates``)."""
+        if budget is None or budget <= 0:
+            return self.candidates
+        return max(self.candidates, math.ceil(budget / 1024 * self.candidates_per_ktoken))
+
+    def span_cap(self, budget: int) -> int | None:
+        """Most tokens one span may take at this budget."""
+        return None if self.max_span_share is None else max(1, int(budget * self.max_span_share))
+
+
+class Retriever:
+    """Searches a landmark store and packs what it finds.
+
+    Args:
+        store: a :class:`~hybridctx.indexers.LandmarkStore` (or anything with its
+            search and table methods).
+        encoder: the encoder the store was built with (queries only).
+        config: retrieval settings.
+    """
+
+    def __init__(self, store: Any, encoder: Any, config: RetrievalConfig | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.config = config or RetrievalConfig()
+        self._documents = DocumentCache(store)
+        self._structures: dict[str, Any] = {}
+        self._structures_generation: Any = None
+
+    @property
+    def documents(self) -> DocumentCache:
+        """Texts and sentence tables of the store's documents, cached across queries."""
+        return self._documents
+
+    def candidates(
+        self, query: str, doc_ids: Sequence[str] | None = None, *, mode: SearchMode | None = None,
+        timings: dict[str, float] | None = None, budget: int | None = None,
+        signals: dict[str, Any] | None = None,
+    ) -> list[SpanCandidate]:
+        """Scored span candidates for a query, best first.
+
+        Args:
+            query: the question.
+            doc_ids: restrict the search to these documents.
+            mode: override the configured search mode.
+            timings: filled with milliseconds per stage.
+            budget: tokens the candidates will be packed into; sets how many
+                hits each search takes (:meth:`RetrievalConfig.candidates_for`).
+            signals: filled with the rankings behind the candidates, for
+                :mod:`hybridctx.retrieval.confidence`: ``dense`` and ``lexical`` (row ids,
+                best first; empty when that search did not run) and ``fused``
+                (the fused scores, best first).
+        """
+        self._documents.refresh()
+        cfg = self.config if mode is None else replace(self.config, mode=mode)
+        timings = {} if timings is None else timings
+        k = cfg.candidates_for(budget)
+        rankings, weights = [], []
+        dense_rows = lexical_rows = np.zeros(0, np.int64)
+        if cfg.mode in ("hybrid", "dense") and not (cfg.mode == "hybrid" and self._unreadable(query, cfg)):
+            t = time.perf_counter()
+            qvec = self.encoder.encode_queries([query])
+            timings["encode_query"] = _ms(t)
+            t = time.perf_counter()
+            scores, rows = self.store.search_dense(qvec, k, doc_ids)
+            timings["dense_search"] = _ms(t)
+            # A non-positive similarity is no evidence (documents the encoder could not
+            # read have zero vectors): such hits must not take a rank in the fusion.
+            dense_rows = rows[0][scores[0] > 0]
+            rankings.append(dense_rows)
+            weights.append(cfg.dense_weight)
+        if cfg.mode in ("hybrid", "lexical"):
+            t = time.perf_counter()
+            if cfg.lexical_context == (0, 0) and not self._header_field(cfg):
+                _, rows = self.store.search_lexical(query, k, doc_ids)
+            else:
+                rows = self._contextual_lexical(query, doc_ids, cfg, k)
+            timings["lexical_search"] = _ms(t)
+            lexical_rows = np.asarray(rows)
+            rankings.append(rows)
+            weights.append(cfg.lexical_weight)
+        position = detect_position(query) if cfg.position_weight > 0 else None
+        if position is not None:
+            t = time.perf_counter()
+            rows = self._positional_rows(position, doc_ids, k)
+            timings["position"] = _ms(t)
+            if len(rows):
+                logger.debug("positional question (%r): favouring the %s of each document", position.phrase, position.anchor)
+                rankings.append(rows)
+                weights.append(cfg.position_weight)
+        if cfg.hint_weight > 0 and rankings:
+            t = time.perf_counter()
+            rows = self._hinted_rows(hints_for(query), rankings, k)
+            timings["hints"] = _ms(t)
+            if len(rows):
+                rankings.append(rows)
+                weights.append(cfg.hint_weight)
+        t = time.perf_counter()
+        rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
+        if signals is not None:
+            signals.update(dense=dense_rows, lexical=lexical_rows, fused=scores)
+        if len(rows) == 0:
+            timings["spans"] = _ms(t)
+            return []
+        located = self._documents.locate(rows)
+        if located is None:
+            marks = self.store.landmarks_for_rows(rows)
+            located = ([str(d) for d in marks.doc_ids], marks.ordinals)
+        hits = list(zip(located[0], located[1].tolist(), scores.tolist()))
+        spans = grow_spans(hits, self._documents.sentences, cfg.growth)
+        timings["spans"] = _ms(t)
+        return spans
+
+    def retrieve(
+        self,
+        query: str,
+        budget: int,
+        *,
+        tokenizer: str = "cl100k_base",
+        doc_ids: Sequence[str] | None = None,
+        mode: SearchMode | None = None,
+        order: PackOrder | None = None,
+        reserve: int = 0,
+        query_id: str | None = None,
+    ) -> PackedContext:
+        """Retrieve and pack spans for ``query`` into ``budget`` tokens.
+
+        Args:
+            query: the question.
+            budget: tokens the rendered context may take (in ``tokenizer``).
+            tokenizer: ``cl100k_base``, ``o200k_base`` or a tokenizer.json path.
+            doc_ids: restrict the search to these documents.
+            mode: override the configured search mode.
+            order: override the configured layout.
+            reserve: tokens kept free inside the budget (prompt, answer).
+            query_id: echoed in the result (batch queries).
+        """
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        counter = get_counter(tokenizer)
+        # The hits are packed into what the reserve leaves of the budget.
+        found = self.candidates(query, doc_ids, mode=mode, timings=timings, budget=budget - reserve)
+        t = time.perf_counter()
+        packed = pack(
+            found, self._documents.text, budget, counter, query=query, order=order or self.config.order,
+            reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
+        )
+        timings["pack"] = _ms(t)
+        timings["total"] = _ms(started)
+        logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, budget, query)
+        return replace(packed, timings_ms=timings, query_id=query_id)
+
+    def _contextual_lexical(
+        self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig, k: int,
+    ) -> np.ndarray:
+        """Rows ranked by BM25 of the passage around each sentence (same paragraph only)."""
+        lexical = self.store.lexical()
+        scores = lexical.scores(query)
+        groups = self._paragraph_groups(lexical)
+        back, forward = cfg.lexical_context
+        smoothed = scores.copy()
+        n = len(scores)
+        for offset in range(-forward, back + 1):
+            # A landmark ends its passage: sentences before it count as "back".
+            if offset == 0:
+                continue
+            shifted = np.zeros(n, dtype=np.float32)
+            same = np.zeros(n, dtype=bool)
+            if offset > 0:
+                shifted[offset:] = scores[:-offset]
+                same[offset:] = groups[offset:] == groups[:-offset]
+            else:
+                shifted[:offset] = scores[-offset:]
+                same[:offset] = groups[:offset] == groups[-offset:]
+            smoothed += cfg.lexical_neighbour_weight * np.where(same, shifted, 0.0).astype(np.float32)
+        if cfg.header_weight > 0 and len(lexical) <= _HEADER_MAX_LANDMARKS:
+            smoothed += cfg.header_weight * self._header_lexical(lexical).scores(query)
+        rows = lexical.rows
+        if doc_ids is not None:
+            allowed = self.store.rows_for_documents(doc_ids)
+            pos = np.searchsorted(rows, allowed)
+            pos = pos[(pos < len(rows))]
+            pos = pos[rows[pos] == allowed[: len(pos)]] if len(pos) == len(allowed) else np.intersect1d(
+                pos, np.flatnonzero(np.isin(rows, allowed)))
+        else:
+            pos = np.arange(len(rows))
+        pos = pos[smoothed[pos] > 0]
+        if len(pos) > k:
+            pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
+        pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
+        return rows[pos]
+
+    def _hinted_rows(self, hints: QueryHints, rankings: list[np.ndarray], k: int) -> np.ndarray:
+        """The hits of ``rankings`` (interleaved, best first) that lie under a date, speaker or
+        section the question names; empty when it names none or none matches."""
+        if not (hints.dates or hints.speakers or hints.sections):
+            return np.zeros(0, dtype=np.int64)
+        seen: dict[int, None] = {}
+        for rank in range(max((len(r) for r in rankings), default=0)):
+            for ranking in rankings:
+                if rank < len(ranking):
+                    seen.setdefault(int(ranking[rank]), None)
+        rows = np.fromiter(seen, dtype=np.int64, count=len(seen))
+        if not len(rows):
+            return rows
+        marks = self.store.landmarks_for_rows(rows)
+        keep = np.zeros(len(rows), dtype=bool)
+        for i in range(len(rows)):
+            structure = self._structure(str(marks.doc_ids[i]))
+            keep[i] = structure is not None and matches_hints(structure, int(marks.starts[i]), hints)
+        return rows[keep][:k]
+
+    def _header_field(self, cfg: RetrievalConfig) -> bool:
+        """Whether BM25 adds the header-path field (on, and the corpus small enough to build it per process)."""
+        if cfg.header_weight <= 0 or not hasattr(self.store, "lexical") or not hasattr(self.store, "counts"):
+            return False
+        return self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS
+
+    def _header_lexical(self, lexical: Any) -> Any:
+        """BM25 over each landmark's header path, aligned with the sentence index's rows
+        (built on first use, again when the store changes)."""
+        cached = getattr(self, "_headers", None)
+        if cached is not None and cached[0] is lexical:
+            return cached[1]
+        from hybridctx.indexers.lexical.bm25 import LexicalIndex
+
+        texts: dict[int, str] = {}
+        for doc_id in self.store.doc_ids():
+            structure = self._structure(doc_id)
+            if structure is None:
+                break  # a store without structure: the field stays empty
+            marks = self.store.landmarks_of(doc_id)
+            # Without the speaker: a turn's own text names its speaker already, and a name
+            # in the question must not lift every turn of that speaker (locomo lost 1-2
+            # questions a budget to it).
+            for row, path in zip(marks.rows.tolist(), structure.paths(marks.starts.tolist(), speaker=False)):
+                texts[int(row)] = " ".join(path)
+        rows = lexical.rows.tolist()
+        index = LexicalIndex.from_sentences(((r, texts.get(r, "")) for r in rows), lexical.settings)
+        self._headers = (lexical, index)
+        return index
+
+    def _paragraph_groups(self, lexical: Any) -> np.ndarray:
+        """``(n,) int64`` one code per (document, paragraph), aligned with the BM25 rows."""
+        key = len(lexical)
+        cached = getattr(self, "_groups", None)
+        if cached is not None and cached[0] == key and cached[1] is lexical:
+            return cached[2]
+        marks = self.store.landmarks_for_rows(lexical.rows)
+        _, doc_codes = np.unique(marks.doc_ids, return_inverse=True)
+        groups = doc_codes.astype(np.int64) * (int(marks.paragraphs.max(initial=0)) + 1) + marks.paragraphs
+        self._groups = (key, lexical, groups)
+        return groups
+
+    def _positional_rows(self, position: PositionHint, doc_ids: Sequence[str] | None, k: int) -> np.ndarray:
+        """Landmark rows by distance from the ``start`` or ``end`` of each document in scope, or
+        from the start of the unit an ordinal names when the document's structure has it,
+        interleaved across documents (every document's first sentence, then every second, ...)."""
+        scope = list(doc_ids) if doc_ids is not None else self.store.doc_ids()
+        if len(scope) > _POSITIONAL_MAX_DOCS:
+            logger.debug("positional question over %d documents: no positional ranking", len(scope))
+            return np.zeros(0, dtype=np.int64)
+        keyed: list[tuple[int, int, int]] = []
+        for d, doc_id in enumerate(scope):
+            marks = self.store.landmarks_of(doc_id)
+            order = np.argsort(marks.ordinals, kind="stable")
+            unit_start = self._unit_start(doc_id, position, marks)
+            if unit_start is not None:
+                # The named unit first, read forwards from its start; then what lies before it.
+                starts = marks.starts[order]
+                after = starts >= unit_start
+                order = np.concatenate([order[after], order[~after][::-1]])
+            elif position.anchor == "end":
+                order = order[::-1]
+            keyed.extend((rank, d, int(row)) for rank, row in enumerate(marks.rows[order[:k]]))
+        keyed.sort()
+        return np.asarray([row for _, _, row in keyed[:k]], dtype=np.int64)
+
+    def _unit_start(self, doc_id: str, position: PositionHint, marks: Any) -> int | None:
+        """Where the unit an ordinal names starts in ``doc_id`` ("the third section": the
+        third top-level heading), or ``None`` when the document has no such units or too few."""
+        if position.ordinal is None or position.unit is None:
+            return None
+        found = self._structure(doc_id)
+        if found is None:
+            return None
+        starts = structural_units(found, position.unit)
+        if not starts:
+            return None
+        index = position.ordinal - 1 if position.ordinal > 0 else len(starts) + position.ordinal
+        return starts[index] if 0 <= index < len(starts) else None
+
+    def _structure(self, doc_id: str) -> Any:
+        """The document's structure (cached until the store changes), or ``None`` for a store without it."""
+        read = getattr(self.store, "structure", None)
+        if read is None:
+            return None
+        generation = getattr(self.store, "generation", None)
+        if generation != self._structures_generation:
+            self._structures, self._structures_generation = {}, generation
+        if doc_id not in self._structures:
+            self._structures[doc_id] = read(doc_id)
+        return self._structures[doc_id]
+
+    def _unreadable(self, query: str, cfg: RetrievalConfig) -> bool:
+        readable = getattr(self.encoder, "readable_ratio", None)
+        if readable is None:
+            return False
+        return (1.0 - readable(query)) > cfg.unreadable_query_ratio
+
+
+_HEADER_MAX_LANDMARKS = 200_000  # the header field's BM25 is built per process, not saved with the index
+_POSITIONAL_MAX_DOCS = 64  # beyond this scope a positional question searches by content only
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
