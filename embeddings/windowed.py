@@ -103,8 +103,9 @@ class WindowedLandmarkEncoder:
         assert self._device is not None
         return self._device
 
-    def token_offsets(self, text: str) -> np.ndarray:
-        """``(n_tokens, 2) int64`` char offsets of the document's tokens (one pass)."""
+    def token_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The document's tokens in one pass: ``(n_tokens, 2) int64`` char offsets and
+        ``(n_tokens,) int64`` token ids (no special tokens)."""
         self._load()
         enc = self._backend.encode(text, add_special_tokens=False)
         return np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2), np.asarray(enc.ids, dtype=np.int64)
