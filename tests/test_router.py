@@ -8,6 +8,7 @@ import logging
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import ConfigError
 from hybridctx.routing.profiles import ModelProfile, get_profile
@@ -243,7 +244,7 @@ def test_limits_validate_and_suggest():
         RouteLimits(max_usd=0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     full_tokens=st.integers(0, 3_000_000),
     max_usd=st.one_of(st.none(), st.floats(1e-4, 1.0)),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import ConfigError
 from hybridctx.ingest.segmentation import paragraph_numbers, split_long_sentences, split_sentences
@@ -49,7 +50,7 @@ _PIECES = st.sampled_from(
 mixed_text = st.lists(_PIECES, max_size=80).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(mixed_text)
 def test_split_sentences_invariants_on_mixed_text(text: str) -> None:
     spans = split_sentences(text)
@@ -58,13 +59,13 @@ def test_split_sentences_invariants_on_mixed_text(text: str) -> None:
         assert text[start:end].strip() == text[start:end]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=300))
 def test_split_sentences_invariants_on_any_unicode(text: str) -> None:
     assert_valid_spans(text, split_sentences(text))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(mixed_text)
 def test_paragraph_numbers_follow_blank_lines(text: str) -> None:
     spans = split_sentences(text)
@@ -97,7 +98,7 @@ def tokens_in(offsets: Sequence[tuple[int, int]], start: int, end: int) -> int:
     return sum(1 for s, e in offsets if s < end and max(e, s + 1) > start)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mixed_text, st.integers(min_value=1, max_value=12))
 def test_split_long_sentences_invariants(tokenizer, text: str, max_tokens: int) -> None:
     offsets = token_offsets(tokenizer, text)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import ConfigError
 from hybridctx.retrieval.fusion import reciprocal_rank_fusion
@@ -35,7 +36,7 @@ def test_overlapping_and_adjacent_hits_merge_and_score_from_their_hits() -> None
     assert spans[0].sentences[spans[0].anchor] == (30, 39)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 59), st.floats(0.01, 1.0)), min_size=1, max_size=30),
        st.integers(0, 5), st.integers(0, 3))
 def test_spans_never_overlap_and_cover_every_hit(hits, back, forward) -> None:

@@ -15,6 +15,7 @@ from hybridctx.ingest.dates import find_dates, within
 from hybridctx.ingest.documents import load_documents
 from hybridctx.retrieval.spans import GrowthRule
 from hybridctx.ingest.structure import DocumentStructure, extract_structure, structure_from_json
+from tiers import examples
 
 MARKDOWN = """# Field Guide to Garden Birds
 
@@ -51,7 +52,7 @@ Section 2.1 Invoices. Invoices are due within thirty days.
 
 13.2 Notices
 All notices shall be in writing and sent to the addresses above.
-"""
+"""  # noqa: E501 - clause 12 is one long paragraph on purpose
 
 NOVEL = """CHAPTER I
 The Storm
@@ -148,7 +149,8 @@ def test_markdown_headings_and_paths() -> None:
 
 
 def test_setext_headings() -> None:
-    text = "Release Notes\n=============\n\nFixed the parser crash on empty input lines.\n\nKnown Issues\n------------\n\nNone so far, which is a pleasant change from the last release.\n"
+    text = ("Release Notes\n=============\n\nFixed the parser crash on empty input lines.\n\n"
+            "Known Issues\n------------\n\nNone so far, which is a pleasant change from the last release.\n")
     s = extract_structure(text)
     assert _labels(s) == [(0, "Release Notes"), (2, "Known Issues")]
 
@@ -364,7 +366,7 @@ def test_every_span_maps_back_to_the_text_property() -> None:
     piece = st.sampled_from(_PIECES).map(lambda p: p.format(w="x", W="Ann", U="TERM", n=3, r="IV", z="三", d=4))
     texts = st.lists(st.one_of(piece, st.text(max_size=30)), max_size=25).map("".join)
 
-    @hypothesis.settings(max_examples=200, deadline=None)
+    @hypothesis.settings(max_examples=examples(200), deadline=None)
     @hypothesis.given(texts)
     def check(text: str) -> None:
         _assert_exact(text, extract_structure(text))

@@ -72,6 +72,19 @@ def test_make_check_leaves_out_heavy_slow_and_gpu_and_keeps_the_rest() -> None:
         assert _selects(expression, marks), marks
 
 
+def test_only_make_check_thins_the_property_tests(monkeypatch) -> None:
+    from tiers import examples
+
+    (check,) = [line for line in _recipe("check") if "pytest" in line]
+    (full,) = [line for line in _recipe("test") if "pytest" in line]
+    assert "HYBRIDCTX_TEST_TIER=check" in check
+    assert "HYBRIDCTX_TEST_TIER" not in full
+    monkeypatch.delenv("HYBRIDCTX_TEST_TIER", raising=False)
+    assert [examples(n) for n in (15, 200)] == [15, 200]
+    monkeypatch.setenv("HYBRIDCTX_TEST_TIER", "check")
+    assert [examples(n) for n in (15, 200)] == [10, 40]
+
+
 def test_every_module_that_needs_heavy_parts_is_marked() -> None:
     heavy, offenders = [], []
     for module in sorted(TESTS.rglob("test_*.py")):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
 from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
@@ -94,7 +95,7 @@ def test_unknown_document_runtime_is_refused() -> None:
         EncoderConfig(document_runtime="openvino")  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=60), st.integers(64, 4096))
 def test_length_batches_cover_everything_once_with_little_padding(lengths, batch_tokens) -> None:
     batches = _length_batches(lengths, batch_tokens)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.embeddings.pooled import PooledConfig, PooledLandmarkEncoder, plan_pooled_windows
 from hybridctx.errors import ConfigError
@@ -21,7 +22,7 @@ def _ranges(lengths: list[int], gaps: list[int]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=60), st.integers(80, 300), st.data())
 def test_every_landmark_lies_inside_the_window_it_takes(lengths: list[int], window: int, data) -> None:
     stride = data.draw(st.integers(1, window))

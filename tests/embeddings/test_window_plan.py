@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.embeddings.windows import plan_windows, sentence_token_ranges
 
@@ -19,7 +20,7 @@ def sentence_layouts(draw):
     return ranges, int(ranges[-1, 1]), length, overlap
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(sentence_layouts())
 def test_every_sentence_lies_whole_in_its_window(layout) -> None:
     ranges, n_tokens, length, overlap = layout
@@ -36,7 +37,7 @@ def test_every_sentence_lies_whole_in_its_window(layout) -> None:
             assert not (ea <= ts and te <= eb)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(sentence_layouts())
 def test_later_sentences_keep_the_overlap_as_context(layout) -> None:
     ranges, n_tokens, length, overlap = layout

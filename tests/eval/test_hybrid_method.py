@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hybridctx.eval.hybrid_method import HybridCtxMethod
 
 DOCS = {
@@ -10,6 +12,7 @@ DOCS = {
 }
 
 
+@pytest.mark.slow  # encodes a corpus and runs every budget: the full tier only
 def test_candidates_are_searched_once_per_question_and_count(encoder) -> None:
     method = HybridCtxMethod(encoder=encoder, show_progress=False)
     method.prepare(DOCS)

@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from tiers import examples
 
 from hybridctx.eval.datasets import EvalSet, QAItem  # noqa: E402
 from hybridctx.eval.peers import (  # noqa: E402
@@ -187,7 +188,7 @@ def test_lexical_tokens_mix_english_and_chinese() -> None:
 text_ranges = st.lists(st.tuples(st.integers(0, 300), st.integers(1, 120)), max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(offers=text_ranges, budget=st.integers(0, 400))
 def test_greedy_packer_never_exceeds_budget_nor_overlaps(offers, budget) -> None:
     counter = get_counter("cl100k_base")

@@ -71,6 +71,7 @@ def test_english_novel_matches_bm25s(alice) -> None:
     assert_same_matrix(alice, index, ["Who was late, looking at a watch?", "the Queen of Hearts tarts", "zzz"])
 
 
+@pytest.mark.slow  # jieba over four chapters: the full tier only
 def test_chinese_novel_matches_bm25s(xiyouji) -> None:
     for settings in (TokenizerSettings(), TokenizerSettings(cjk_bigrams=False, search_mode=True)):
         index = LexicalIndex.build(xiyouji, settings=settings)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import ConfigError, InputError
 from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
@@ -147,7 +148,7 @@ def test_hnsw_deletions_persist_and_rebuild(tmp_path: Path) -> None:
     assert found[:, 0].tolist() == list(range(300, 310))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     n=st.integers(0, 40),
     d=st.sampled_from([4, 16]),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import IndexCorruptError, InputError
 from hybridctx.indexers.lexical.bm25 import LexicalIndex, TokenizerSettings, lexical_tokens
@@ -98,7 +99,7 @@ def test_save_load_without_pickle(index: LexicalIndex, tmp_path: Path) -> None:
         LexicalIndex.load(tmp_path)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(alphabet="ab c中国人民。 12", max_size=20), max_size=12), st.text(alphabet="ab c中国人 1", max_size=8))
 def test_round_trip_and_scores_agree(tmp_path: Path, texts: list[str], query: str) -> None:
     built = LexicalIndex.build(texts)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import IndexCorruptError, InputError
@@ -89,7 +90,7 @@ def test_read_only_open_copies_on_write(tmp_path: Path) -> None:
         DocumentTables.open(tmp_path / "junk.sqlite")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     docs=st.dictionaries(
         st.text(min_size=1, max_size=8),

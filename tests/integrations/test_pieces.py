@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from hybridctx.errors import BudgetError
 from hybridctx.packing.pieces import Piece, pack_pieces
@@ -108,7 +109,7 @@ def alice_pieces(draw: st.DrawFn, text: str) -> list[Piece]:
     return pieces
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), budget=st.integers(1, 600), markers=st.booleans())
 def test_property_fits_the_budget_and_offsets_map_back(alice_text: str, data: st.DataObject, budget: int,
                                                       markers: bool) -> None:
