@@ -40,6 +40,6 @@ def resolve_device(device: str = "auto", what: str = "encoder") -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device '{device}' was requested but no CUDA device is visible; use --device cpu or auto")
+            raise ConfigError(f"device '{device}' was requested but no CUDA device is visible; use device 'cpu' or 'auto'")
         return device
     raise ConfigError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")

@@ -1,11 +1,11 @@
 """An fp32 ONNX export of the loaded encoder, made once and cached, for queries and documents.
 
 Why: ONNX Runtime runs one short query several times faster than PyTorch on a
-CPU. The packaged int8 export of the default model agrees with PyTorch to cosine
-0.9993; an fp32 export of the very weights the documents were encoded with
-agrees exactly (cosine 1.0), and on this AVX-only CPU it was also faster
-(``benchmarks/query_encoding.py``: 8.6 vs 9.3 ms p50 on 100 L-Eval questions;
-int8 kernels pay off with AVX2/VNNI, not here). Documents are encoded through
+CPU. The packaged int8 export of the default model only approximates PyTorch's
+vectors; an fp32 export of the very weights the documents were encoded with
+agrees exactly, and on an AVX-only CPU it is no slower, since int8 kernels pay
+off with AVX2/VNNI (measured: docs/benchmarks.md#query-latency,
+``benchmarks/query_encoding.py``). Documents are encoded through
 the same file on a CPU, in padded batches of windows, which is why only an exact
 export may serve them. The export takes a few seconds once; the file is cached
 under a fingerprint of the weights, written atomically, and checked against

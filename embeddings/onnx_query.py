@@ -4,9 +4,9 @@ Why: a query is one sequence of a few dozen tokens, and on a CPU PyTorch spends
 more time in per-operator overhead than in arithmetic for it. ONNX Runtime runs
 the same network (exported, optionally with int8 weights) several times faster,
 which is most of a query's latency. An exported graph returns the same token
-states (for the int8 export of the packaged MiniLM the query vectors agree with
-PyTorch's to cosine 0.9995, measured on the L-Eval questions; the fp32 export
-of the loaded weights agrees to float rounding), so queries and landmarks stay
+states (the int8 export of the packaged MiniLM to within quantisation noise of
+PyTorch's query vectors, measured: docs/benchmarks.md#query-latency; the fp32
+export of the loaded weights to float rounding), so queries and landmarks stay
 in one space. Documents go through :meth:`OnnxQueryEncoder.states` in padded
 batches, and only ever through the fp32 export. Used on the CPU only; on a GPU
 PyTorch is faster.
@@ -59,14 +59,14 @@ class OnnxQueryEncoder:
         path: the ``.onnx`` file; inputs ``input_ids`` and ``attention_mask``
             (``token_type_ids`` optional), first output ``(batch, seq, dim)``.
         dim: the hidden size the PyTorch model has (checked against the graph).
-        threads: intra-op threads (``None``: the cores, at most 4; measured on
-            2 cores: 10 ms per 51-token query with 2 threads, 16 ms with 1).
-        spin: let idle worker threads spin. Off by default, by measurement
-            (``benchmarks/query_encoding.py``, 2 cores, 100 L-Eval questions,
-            p50, fp32 export): spinning is faster alone (7.4 vs 8.6 ms) but
-            slower when each query is followed by a PyTorch call (13.1 vs
-            10.4 ms), and its threads keep spinning after the run, which more
-            than doubled that PyTorch call (34 vs 14 ms).
+        threads: intra-op threads (``None``: the cores, at most 4: a short
+            query still gains from a second core, not from many; measured:
+            docs/benchmarks.md#query-latency).
+        spin: let idle worker threads spin. Off by default: spinning is
+            faster for queries alone but slower when each query is followed by
+            a PyTorch call, and its threads keep spinning after the run, which
+            slows that PyTorch call too (measured: docs/benchmarks.md#query-latency,
+            ``benchmarks/query_encoding.py``).
 
     Raises:
         MissingDependencyError: onnxruntime is not installed.

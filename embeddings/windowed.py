@@ -68,8 +68,9 @@ class WindowedLandmarkEncoder:
     def overlap(self) -> int:
         if self.config.overlap is not None:
             return int(self.config.overlap)
-        # window/8 (32 tokens at 256): measured equal to or better than window/4 (docs/encoders.md),
-        # and it reads a sixth fewer tokens. An index keeps the overlap it was built with (manifest).
+        # window/8 (32 tokens at 256): recall equal to or better than window/4's for fewer tokens read
+        # (measured: docs/encoders.md#landmark-encoder-variants-measured). An index keeps the overlap it
+        # was built with (manifest).
         return self.window // 8
 
     @property
@@ -461,8 +462,8 @@ def _single_thread(device: str | None) -> Iterator[None]:
     """One CPU thread for a tiny forward pass, then the previous setting.
 
     Why: a query is a few dozen tokens; splitting it over threads gains
-    nothing, and when the other cores are busy the threads' barriers turn a
-    10 ms encode into 500 ms.
+    nothing, and when the other cores are busy the threads' barriers make a
+    short encode many times slower (measured: docs/benchmarks.md#query-latency).
     """
     import torch
 

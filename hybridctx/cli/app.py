@@ -350,7 +350,8 @@ def _is_pooled(encoder: Any, index: str) -> bool:
 def _pooled_preflight(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
     """Build the pooled encoder, print what indexing will embed and cost, refuse it over --max-usd."""
     from hybridctx.facade import _encoder_for
-    from hybridctx.ingest.index_cost import check_spend, estimate_indexing
+    from hybridctx.cli.checks import check_spend
+    from hybridctx.ingest.index_cost import estimate_indexing
 
     encoder = _encoder_for(args.index, settings)
     estimate = estimate_indexing(args.paths, args.index, encoder, skip_bad=args.skip_bad)

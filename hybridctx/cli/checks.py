@@ -1,7 +1,7 @@
 """Checks of command-line values, made before anything heavy is loaded.
 
 Why: a bad flag must fail at once with one line naming it and exit 2, not after
-the encoder has loaded (7 s), nor as a ``MemoryError`` deep inside a search
+the encoder has loaded (seconds), nor as a ``MemoryError`` deep inside a search
 (``--budget 1000000000000`` asked NumPy for 182 GiB), nor silently (``nan``
 compares false with every cost, so ``--max-usd nan`` meant "no limit"). Each
 check is a plain function that returns the clean value or raises
@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from hybridctx.errors import InputError
 
-__all__ = ["MAX_BUDGET", "MAX_LIMIT", "arg_type", "check_budget", "check_limit", "check_query", "check_texts"]
+__all__ = ["MAX_BUDGET", "MAX_LIMIT", "arg_type", "check_budget", "check_limit", "check_query", "check_spend",
+           "check_texts"]
 
 MAX_BUDGET = 10_000_000
 """Largest token budget the command line accepts (10M tokens, about 40 MB of text).
@@ -133,6 +134,23 @@ def arg_type(check: Callable[..., Any], **options: Any) -> Callable[[str], Any]:
 
     convert.__name__ = check.__name__
     return convert
+
+
+def check_spend(estimate: Any, max_usd: float | None) -> None:
+    """Refuse an indexing estimate (``hybridctx.ingest.index_cost``) over ``--max-usd``, or of unknown price.
+
+    Raises:
+        InputError: naming the price and the limit; nothing has been sent.
+    """
+    if max_usd is None or estimate is None:
+        return
+    if estimate.usd is None:
+        raise InputError(f"the encoder's price per token is unknown, so --max-usd {max_usd:g} cannot be checked; "
+                         "give --usd-per-mtok PRICE (US dollars per million tokens)")
+    if estimate.usd > max_usd:
+        raise InputError(f"indexing would embed {estimate.tokens_to_pay:,} tokens for ${estimate.usd:.4f}, more "
+                         f"than --max-usd {max_usd:g}; nothing was sent (raise the limit, or a larger --stride "
+                         "sends fewer tokens)")
 
 
 def _whole_number(value: Any, flag: str) -> int:

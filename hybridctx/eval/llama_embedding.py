@@ -6,7 +6,7 @@ needs a ``BaseEmbedding`` to run a real ``VectorStoreIndex``. The
 llama-index-embeddings-huggingface package is not a dependency, so this module
 wraps the sentence-transformers model itself. It also owns batched, length-
 sorted encoding with a progress bar, because encoding is the slow part of an
-evaluation (about 6k tokens/s on two CPU cores).
+evaluation (measured: docs/benchmarks.md#indexing-throughput).
 """
 
 from __future__ import annotations

@@ -11,17 +11,18 @@ LLM, the packed context is also put to it with the standard prompt
 needle's value.
 
 Cost. Each trial is a new document, so indexing it from scratch would encode
-the whole haystack per depth (a 1k-128k × 11-depth grid is 2.7M tokens, over
-11 minutes at the encoder's ~4k tokens/s on two idle cores). hybridctx runs behind
+the whole haystack per depth (a 1k-128k × 11-depth grid is 2.7M tokens to
+encode, many minutes on a CPU). hybridctx runs behind
 :class:`~hybridctx.eval.window_cache.CachedWindowEncoder`: window encodings are
 cached by a hash of their token ids and sentence ranges, which is exact
 (a window's landmark vectors depend on nothing else). A needle changes the
 windows around it and, until the greedy window plan falls back in step with
 the haystack's (a few to a few dozen windows), those after it; the lengths of
 a grid share their prefix, and the copies of a repeated haystack share their
-windows. Measured on pg_essays (two loaded cores): the 1k-128k × 11-depth grid
-asked for 14,497 windows and encoded 999 (6.9%) with vectors identical to a
-plain encode; at 1M tokens the first depth took 195 s and each later one 10 s.
+windows. So only the first depth of a length pays for encoding it; the others
+encode a small share of its windows, with vectors identical to a plain encode
+(measured: docs/benchmarks.md#needle-in-a-haystack and
+docs/benchmarks.md#at-scale-1m-tokens-and-2m-chinese-characters).
 Tokenising, segmenting, BM25 and the vector table are still rebuilt per
 trial. Peers are prepared per trial as they would
 be for any document.

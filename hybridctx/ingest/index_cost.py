@@ -2,7 +2,7 @@
 
 Why: with an embeddings API every window costs money, so ``hybridctx index``
 shows the tokens and the price before the first request and refuses a job
-over ``--max-usd``. The estimate walks the same path indexing takes
+over its ``--max-usd`` (:func:`hybridctx.cli.checks.check_spend`). The estimate walks the same path indexing takes
 (documents, skipping unchanged ones; landmarks; the encoder's window plan) and
 counts what the vector cache already holds as free.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from hybridctx.errors import InputError
-
-__all__ = ["check_spend", "estimate_indexing"]
+__all__ = ["estimate_indexing"]
 
 
 def estimate_indexing(paths: Sequence[str | Path], index_dir: str | Path, encoder: Any, *,
@@ -51,19 +49,3 @@ def estimate_indexing(paths: Sequence[str | Path], index_dir: str | Path, encode
             store.close()
     return encoder.estimate(inputs)
 
-
-def check_spend(estimate: Any, max_usd: float | None) -> None:
-    """Refuse an estimate over ``max_usd`` (or of unknown price when a limit is set).
-
-    Raises:
-        InputError: naming the price and the limit; nothing has been sent.
-    """
-    if max_usd is None or estimate is None:
-        return
-    if estimate.usd is None:
-        raise InputError(f"the encoder's price per token is unknown, so --max-usd {max_usd:g} cannot be checked; "
-                         "give --usd-per-mtok PRICE (US dollars per million tokens)")
-    if estimate.usd > max_usd:
-        raise InputError(f"indexing would embed {estimate.tokens_to_pay:,} tokens for ${estimate.usd:.4f}, more "
-                         f"than --max-usd {max_usd:g}; nothing was sent (raise the limit, or a larger --stride "
-                         "sends fewer tokens)")

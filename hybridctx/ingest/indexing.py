@@ -196,13 +196,13 @@ def _build_locked(
             raise ConfigError(f"the index at '{index_dir}' keeps its vectors in {lm_store.store.kind}, not {store}; "
                               "index into a new directory to use another store")
         if kind is not None and kind != lm_store.kind:
-            logger.warning("index at %s is of kind %s; --kind %s is ignored for an update", index_dir, lm_store.kind, kind)
+            logger.warning("index at %s is of kind %s; kind=%r is ignored for an update", index_dir, lm_store.kind, kind)
     else:
         if store_url and store in (None, "faiss"):
-            raise ConfigError("a store URL needs --store pgvector or --store qdrant; FAISS keeps vectors in the index")
+            raise ConfigError("store_url needs store='pgvector' or 'qdrant'; FAISS keeps vectors in the index")
         spec = StoreSpec(store or "faiss", store_url or default_location(store or "faiss", index_dir))
         if spec.external and kind is not None:
-            logger.warning("--kind %s applies to FAISS only; the %s store uses its own HNSW index", kind, spec.kind)
+            logger.warning("kind=%r applies to FAISS only; the %s store uses its own HNSW index", kind, spec.kind)
         lm_store = LandmarkStore.create(encoder.dim, kind or AUTO_KIND, encoder_identity=identity, store=spec)
     try:
         errors: list[DocumentError] = []

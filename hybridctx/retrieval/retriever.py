@@ -44,8 +44,9 @@ class RetrievalConfig:
             candidates_per_ktoken))`` hits from each ranking, so a large budget
             can be filled with evidence rather than with the neighbours of a
             fixed number of hits. With the defaults budgets up to 2,048 take
-            100 and 8,192 takes 400 (locomo evidence recall at 8k: 0.885 with
-            100, 0.948 with 400). 0 keeps ``candidates`` at every budget.
+            100 and 8,192 takes 400: a fixed pool runs out of evidence at large
+            budgets (measured: docs/benchmarks.md#change-1-the-candidate-count-grows-with-the-budget).
+            0 keeps ``candidates`` at every budget.
         rrf_k: reciprocal-rank-fusion damping constant.
         dense_weight: weight of the dense ranking in fusion.
         lexical_weight: weight of the BM25 ranking in fusion.
@@ -73,13 +74,12 @@ class RetrievalConfig:
             path (title › section › subsection, or the session header;
             :mod:`hybridctx.ingest.structure`), added to its sentence's BM25 score, so
             a clause is found by the heading it sits under ("Governing Law");
-            0 ranks sentences alone. With 2 (the default) CUAD clause recall
-            rose 0.512/0.625/0.713/0.825 → 0.575/0.675/0.762/0.850 at
-            512/1k/2k/4k (80 questions, seed 0; seed 1 alike), leval 0.35 → 0.45
-            at 512, no set lost more than one question (docs/benchmarks.md).
-            The header index is built on the first query that needs it (0.2 s
-            for 13-18k landmarks here) and not saved, so beyond
-            200,000 landmarks the field is skipped.
+            0 ranks sentences alone. 2 (the default) finds contract clauses by
+            their headings at every budget and costs no set more than one
+            question (measured: docs/benchmarks.md#structure-and-query-hints-issue-13).
+            The header index is built on the first query that needs it and not
+            saved, so beyond 200,000 landmarks (where building it would stall
+            that query) the field is skipped.
         hint_weight: weight in the fusion of a ranking of the dense and BM25 hits
             that lie under what the question names — a date or date range (the
             turn's or session's date), a speaker (the turn's), a section by

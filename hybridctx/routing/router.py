@@ -254,10 +254,9 @@ class RouteLimits:
         retrieval_share: when no budget is given, the budget grows to this
             share of the tokens in scope when that is more than
             ``default_budget``, up to ``max_share_budget``: retrieval in a long
-            document misses evidence that a larger budget finds. On kimi,
-            locomo + leval, 40 questions each, the router kept 0.883 of full
-            context's recall for 21.7% of its tokens at a fixed 4,096 and 0.899
-            for 24.9% at 0.2 (0.924 for 28.5% at 0.25; `hybridctx eval route`).
+            document misses evidence that a larger budget finds; 0.2 is the
+            largest round share that kept the tokens sent near a quarter of full
+            context's (measured: docs/benchmarks.md#change-2-the-routers-budget-grows-with-the-scope).
             ``None`` keeps ``default_budget`` at every size.
         max_share_budget: the most ``retrieval_share`` may grow the budget to
             (``None``: twice ``default_budget``, so 8,192 by default); a large
@@ -272,11 +271,11 @@ class RouteLimits:
         cached_full_usd_ratio: full context also counts as cheap when its warm
             or amortised estimate (a cached prefix, see the module docstring)
             costs at most this many times retrieval's. Cold estimates never
-            use it, so a profile without prompt caching routes as before. In
-            sessions of 10 questions a document (``eval route --session 10``),
-            1.1 sent warm locomo and L-Eval documents in full on the vLLM
-            profile (recall 0.88-0.90 -> 1.00 for 3-7% more dollars) and changed
-            nothing on Kimi, where warm full costs more than 1.1x retrieval.
+            use it, so a profile without prompt caching routes as before. 1.1
+            sends a session's warm documents in full where the cached prefix
+            makes that nearly as cheap as retrieval (a served model), for all of
+            full context's recall, and changes nothing where warm full still
+            costs more (measured: docs/benchmarks.md#sessions-10-questions-per-document-within-the-ttl).
         adaptive_budget: let retrieval's own confidence (:mod:`hybridctx.retrieval.confidence`)
             pick each question's budget between ``adaptive_low`` and
             ``adaptive_high`` times the router's; applied by the callers that
