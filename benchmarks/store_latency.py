@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 index = FaissVectorIndex(args.dim, "HNSW32" if name == "faiss-hnsw" else "Flat")
                 index.add(np.arange(args.n, dtype=np.int64), x)
                 index.search(queries[:1], args.k)  # builds/trains lazily
-                def search(q): return index.search(q[None], args.k)[1][0]
-                def search_doc(q): return index.search(q[None], args.k, allowed_ids=doc_rows)[1][0]
+                def search(q, index=index): return index.search(q[None], args.k)[1][0]
+                def search_doc(q, index=index): return index.search(q[None], args.k, allowed_ids=doc_rows)[1][0]
             else:
                 url = {"pgvector": str(tmp / "pgdata"), "qdrant": args.qdrant_url}[name]
                 store = fill_external(StoreSpec(name, url), x, args.doc_size)

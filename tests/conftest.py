@@ -60,7 +60,7 @@ def encoder():
     from hybridctx.embeddings import WindowedLandmarkEncoder
 
     enc = WindowedLandmarkEncoder(device="cpu")
-    enc.dim  # load now, once
+    _ = enc.dim  # load now, once
     return enc
 
 

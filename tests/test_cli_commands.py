@@ -22,7 +22,8 @@ def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
     shutil.copy(SAMPLES / "alice_in_wonderland.txt", root / "alice.txt")
     lines = [
-        {"doc_id": "notes", "text": "The meeting moved to Tuesday.\nBudget approved: 4.2 million dollars.\n\nNext review in May."},
+        {"doc_id": "notes",
+         "text": "The meeting moved to Tuesday.\nBudget approved: 4.2 million dollars.\n\nNext review in May."},
         {"doc_id": "zh", "text": "贾宝玉住在怡红院。林黛玉住在潇湘馆。薛宝钗住在蘅芜苑。", "title": "红楼梦"},
     ]
     (root / "more.jsonl").write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")

@@ -405,7 +405,8 @@ VERBS = {
     # ask: --model and --doc-id without surrogates for now: _cmd_ask does not check them yet
     # (a UnicodeEncodeError, exit 1; reported to the lead). Its QUERY gets them all.
     "ask": ({"--llm": st.just(("<llm>",)), "--model": mostly(st.just("test-model"), TEXT)},
-            {**COMMON, "--doc-id": mostly(pick("zh", "tea"), TEXT), "--budget": BUDGETS, "--max-usd": LIMITS, "--max-latency-s": LIMITS,
+            {**COMMON, "--doc-id": mostly(pick("zh", "tea"), TEXT), "--budget": BUDGETS, "--max-usd": LIMITS,
+             "--max-latency-s": LIMITS,
              "--max-tokens": mostly(pick("16", "64"), INTS), "--api-key-env": mostly(pick("NO_SUCH_KEY"), ODD_TEXT),
              "--profile": mostly(pick("smollm2-135m-cpu", "gpt-4o-mini"), ODD_TEXT),
              "--timeout": mostly(pick("5", "30"), FLOATS)}, QUERY),

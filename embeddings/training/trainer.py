@@ -349,7 +349,7 @@ class Trainer:
                 continue
             ts, te = window_positions(doc.windows[w], doc.ranges[sents], len(prefix))
             vectors.append(pool_window(hidden[row], ts, te, landmark=landmark))
-            for k, s in enumerate(sents):
+            for s in sents:
                 column[(d, int(s))] = len(column)
         lm = torch.nn.functional.normalize(torch.cat(vectors).float(), dim=-1)
         q = torch.nn.functional.normalize(self.encode_queries_torch([i.query for i in items]), dim=-1)

@@ -76,7 +76,8 @@ def report_markdown(report: AnswerReport) -> str:
             mc = f"{_f(t['mc_accuracy'])} ({t['mc_questions']})" if t["mc_questions"] else "–"
             lines.append(
                 f"| {label} | {policy} | {t['questions']} | {_f(t['em'])} | {_f(t['f1'])} | {mc} | "
-                f"{_pct(t['refusal_rate'])} | {t['escalations']} | {_pct(t['full_share'])} | {_f(t['recall'])} | {_f(t['spans_per_question'], 1)} | "
+                f"{_pct(t['refusal_rate'])} | {t['escalations']} | {_pct(t['full_share'])} | {_f(t['recall'])} | "
+                f"{_f(t['spans_per_question'], 1)} | "
                 f"{t['prompt_tokens']:,} | {t['completion_tokens']:,} | {t['usd']:.4f} | {t['seconds']:.1f} | "
                 f"{_f(t['mean_seconds'], 1)} |"
             )

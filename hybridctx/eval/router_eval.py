@@ -303,10 +303,12 @@ def evaluate_routes(
                 decision = adapt_decision(router, method, item.question, doc_ids, docs, decision, full_tokens)
             fits = full_tokens <= capacity
 
+            # sent() is called only within this iteration, so reading docs and item late is what is meant.
             def sent(mode: str, ranges: Sequence[PackedRange], limit: int, b: int = 0, warm: bool = False) -> Outcome:
-                tokens = check_budget(ranges, docs, limit, counter, method=f"{mode} context")
+                tokens = check_budget(ranges, docs, limit, counter, method=f"{mode} context")  # noqa: B023
                 est = router.cache_estimates(tokens)["warm" if warm else "cold"] if session else router.estimate(tokens)
-                return Outcome(mode, tokens, score_question(item, ranges, docs), est.usd, est.latency_s, b)
+                return Outcome(mode, tokens, score_question(item, ranges, docs),  # noqa: B023
+                               est.usd, est.latency_s, b)
 
             if fits:
                 ranges = [(d, 0, len(docs[d])) for d in scope if docs[d]]

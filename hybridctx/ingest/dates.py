@@ -40,7 +40,7 @@ _PATTERNS = (
     # US numeric order (month first), as chat exports write it; a first field over 12 is a day.
     re.compile(r"\b(?P<a>[0-3]?\d)/(?P<b>[0-3]?\d)/(?P<y>\d{4}|\d{2})\b"),
     re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I),
-    re.compile(rf"(?P<year>\d{{4}})\s*年\s*(?P<m>[01]?\d)\s*月(?:\s*(?P<d>[0-3]?\d)\s*[日号])?"),
+    re.compile(r"(?P<year>\d{4})\s*年\s*(?P<m>[01]?\d)\s*月(?:\s*(?P<d>[0-3]?\d)\s*[日号])?"),
     re.compile(rf"(?P<zy>[{_ZH_DIGITS}]{{4}})年(?P<zm>[{_ZH_DIGITS}十]{{1,3}})月(?:(?P<zd>[{_ZH_DIGITS}十]{{1,3}})[日号])?"),
 )
 _BARE_YEAR = re.compile(r"(?<![\d.,$£€/-])\b(?P<year>(?:19|20)\d\d)\b(?![\d.,%/-]\d)")

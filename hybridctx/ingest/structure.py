@@ -256,8 +256,6 @@ def matches_hints(structure: DocumentStructure, offset: int, hints: Any) -> bool
     (:class:`hybridctx.retrieval.query_hints.QueryHints`): a date in range (its turn's date,
     else its section's), a speaker (its turn's, first names match), and a section
     (a heading above it, by number or by title)."""
-    from hybridctx.ingest.dates import within
-
     if not (hints.speakers or hints.dates or hints.sections):
         return False
     turn = structure.turn_at(offset)
@@ -342,7 +340,8 @@ _NUMBERED_LINE = re.compile(
 _NUMBERED_INLINE = re.compile(
     r"[ \t]*(?P<label>(?P<num>\d{1,3}(?:\.\d{1,3})*)\.?[ \t]+(?P<caps>[A-Z][^.\n:;]{1,80}?))[.:][ \t]+[A-Z\"“(]")
 _ZH_CHAPTER = re.compile(
-    r"[ \t\u3000]*(?P<label>第[一二三四五六七八九十百千零〇两\d]{1,7}(?P<unit>[卷部篇章回节節条條])[^\n。！？]{0,40}?)[ \t\u3000]*$")
+    r"[ \t\u3000]*(?P<label>第[一二三四五六七八九十百千零〇两\d]{1,7}(?P<unit>[卷部篇章回节節条條])"
+    r"[^\n。！？]{0,40}?)[ \t\u3000]*$")
 _ZH_NUMBERED = re.compile(r"[ \t\u3000]*(?P<label>[一二三四五六七八九十]{1,3}、[^\n。！？，]{1,24})[ \t\u3000]*$")
 _ZH_LEVELS = {"卷": 1, "部": 1, "篇": 1, "章": 2, "回": 2, "节": 3, "節": 3, "条": 4, "條": 4}
 _TOC_LEADER = re.compile(r"\.{4,}|(?:\. ){3,}|…{2,}")

@@ -237,7 +237,7 @@ def _plan(pieces: Sequence[Piece]) -> tuple[dict[str, _Group], list[SpanCandidat
         groups[key] = _Group(label, piece.doc_id, False, i, piece.text, members=((0, len(piece.text), i),))
 
     for key, group in groups.items():
-        for lo, hi, i in group.members:
+        for lo, _hi, i in group.members:
             sentences = tuple((lo + s, lo + e) for s, e in split_sentences(pieces[i].text))
             # Anchor on the first sentence: a foreign piece is read from its start.
             candidates.append(SpanCandidate(key, scores[i], sentences, anchor=0))

@@ -20,6 +20,7 @@ from hybridctx.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
+    import tiktoken
 
 __all__ = ["TIKTOKEN_ENCODINGS", "TokenCounter", "get_counter"]
 
@@ -151,7 +152,7 @@ def count_many(counter: TokenCounter, texts: list[str]) -> list[int]:
     return list(batch(texts)) if batch else [counter.count(t) for t in texts]
 
 
-def _load_tiktoken(name: str):  # -> tiktoken.Encoding
+def _load_tiktoken(name: str) -> tiktoken.Encoding:
     try:
         import tiktoken
         import tiktoken_ext.openai_public as openai_public

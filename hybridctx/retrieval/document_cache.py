@@ -62,7 +62,7 @@ class DocumentCache:
             if hit is not None:
                 self._texts.move_to_end(doc_id)
                 return hit
-        text = self._store.text(doc_id)
+        text: str = self._store.text(doc_id)
         if len(text) <= self._max_chars:
             with self._lock:
                 if doc_id not in self._texts:

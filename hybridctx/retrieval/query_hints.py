@@ -300,7 +300,8 @@ _SPEAKER_ZH = re.compile(
     r"(?<![\u4e00-\u9fff])(?P<z>[\u4e00-\u9fff]{2,3}?)(?:曾经|当时|都|又|还|也)?(?:说过|说了|说|提到|提过|问过|问|回答|回复|告诉|建议|讲过|讲|表示|写道|发消息)")
 # Characters no name here holds: function words, and the 中/里 of "书中提到", "文中".
 _ZH_NOT_IN_NAMES = "的了是在和与谁什么哪吗呢有没中里这那共都也就很再接第章回节条段部个整一二三四五六七八九十"
-_ZH_NOT_NAMES = frozenset("他们 她们 我们 你们 大家 有人 别人 他 她 我 你 谁 作者 文章 书中 文中 对话中 里面 这里 那里 什么 怎么 为什么 哪里 如何".split())
+_ZH_NOT_NAMES = frozenset(("他们 她们 我们 你们 大家 有人 别人 他 她 我 你 谁 作者 文章 书中 文中 "
+                           "对话中 里面 这里 那里 什么 怎么 为什么 哪里 如何").split())
 
 
 def _section_hints(query: str) -> tuple[SectionHint, ...]:

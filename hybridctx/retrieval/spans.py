@@ -28,7 +28,7 @@ class SentenceTable:
     starts: np.ndarray
     ends: np.ndarray
     paragraphs: np.ndarray
-    _lists: list = field(default_factory=list, init=False, repr=False, compare=False)
+    _lists: list[tuple[list[int], list[int], list[int]]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def lists(self) -> tuple[list[int], list[int], list[int]]:
         """``starts``, ``ends`` and ``paragraphs`` as Python lists (made once)."""

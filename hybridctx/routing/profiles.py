@@ -19,6 +19,7 @@ when not given::
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from importlib import resources
@@ -169,8 +170,9 @@ class ModelProfile:
         self._check_effective_context(where)
 
         # Derived values are filled in here so that every reader sees one number.
-        if self.kv_bytes_per_token is None and None not in (self.layers, self.kv_heads, self.head_dim):
-            kv = 2 * self.layers * self.kv_heads * self.head_dim * self.kv_dtype_bytes
+        layers, kv_heads, head_dim = self.layers, self.kv_heads, self.head_dim
+        if self.kv_bytes_per_token is None and layers is not None and kv_heads is not None and head_dim is not None:
+            kv = 2 * layers * kv_heads * head_dim * self.kv_dtype_bytes
             object.__setattr__(self, "kv_bytes_per_token", int(kv))
         if self.weights_gib is None and self.params is not None:
             object.__setattr__(self, "weights_gib", self.params * self.weight_dtype_bytes / _GIB)
@@ -359,28 +361,24 @@ def _shipped_tables() -> dict[str, dict[str, Any]]:
 
 
 def _read_tables(text: str, source: str) -> dict[str, dict[str, Any]]:
-    toml = _toml()
-    try:
-        data = toml.loads(text)
-    except toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    data = _parse_toml(text, source)
     for key in data:
         if key != "profiles":
             raise ConfigError(
                 f"{source}: unknown top-level key '{key}'{_did_you_mean(key, ['profiles'])}; "
                 "profiles go in [profiles.NAME] tables"
             )
-    tables = data.get("profiles", {})
+    tables: dict[str, dict[str, Any]] = data.get("profiles", {})
     for name, values in tables.items():
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: 'profiles.{name}' must be a table, not {type(values).__name__}")
     return tables
 
 
-def _toml():  # -> the tomllib module
-    try:
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         try:
             import tomli as tomllib
         except ImportError as exc:  # a core dependency on 3.10; only a broken install lands here
@@ -388,7 +386,11 @@ def _toml():  # -> the tomllib module
                 "reading model profiles on Python 3.10 needs the 'tomli' package; "
                 "install it with: pip install tomli"
             ) from exc
-    return tomllib
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    return data
 
 
 def _did_you_mean(word: str, options: Any) -> str:

@@ -182,8 +182,8 @@ def estimate(
     if p.decode_tps is not None:
         decode_s = m / p.decode_tps
     else:
-        bytes_per_step = p.weights_gib * _GIB + kv_per_token * n
-        decode_s = m * bytes_per_step / (p.memory_bandwidth * p.bandwidth_efficiency)
+        bytes_per_step = _derived(p.weights_gib, "weights_gib", p) * _GIB + kv_per_token * n
+        decode_s = m * bytes_per_step / (_derived(p.memory_bandwidth, "memory_bandwidth", p) * p.bandwidth_efficiency)
     cached_price = p.usd_per_m_input if p.usd_per_m_cached_input is None else p.usd_per_m_cached_input
     usd = (
         (n - c - w + w * p.cache_write_multiplier) * p.usd_per_m_input / 1e6
@@ -212,9 +212,10 @@ def estimate(
 
 def _prefill_s(p: ModelProfile, n: int) -> float:
     """Seconds to prefill ``n`` tokens from nothing."""
-    if p.has_attention_shape:
-        linear_flops = 2.0 * p.params * n
-        attention_flops = 2.0 * p.layers * n * n * p.hidden_size
+    params, layers, hidden_size = p.params, p.layers, p.hidden_size
+    if params is not None and layers is not None and hidden_size is not None:  # p.has_attention_shape
+        linear_flops = 2.0 * params * n
+        attention_flops = 2.0 * layers * n * n * hidden_size
     else:
         linear_flops = attention_flops = 0.0
     if p.prefill_tps is not None:
@@ -222,7 +223,16 @@ def _prefill_s(p: ModelProfile, n: int) -> float:
         if linear_flops:
             prefill_s *= 1.0 + attention_flops / linear_flops
         return prefill_s
-    return (2.0 * p.params * n + attention_flops) / (p.peak_flops * p.flops_efficiency)
+    return ((2.0 * _derived(params, "params", p) * n + attention_flops)
+            / (_derived(p.peak_flops, "peak_flops", p) * p.flops_efficiency))
+
+
+def _derived(value: float | None, field: str, p: ModelProfile) -> float:
+    """A field that ``ModelProfile`` validation guarantees on this path: it rejects a profile that gives
+    neither a speed nor the numbers to derive it, so ``None`` here is a bug, named rather than a TypeError."""
+    if value is None:
+        raise ConfigError(f"model profile '{p.name}': {field} is needed to derive its speed and is not set")
+    return value
 
 
 def amortised(cold: Estimate, warm: Estimate, questions: int) -> Estimate:

@@ -103,7 +103,9 @@ class SessionLedger:
                 self._drop_stale_temps()
                 data = self._read()
                 scopes = data.setdefault(self.profile, {})
-                old = scopes.get(key) if isinstance(scopes.get(key), dict) else {}
+                old = scopes.get(key)
+                if not isinstance(old, dict):
+                    old = {}
                 scopes[key] = {"sent_at": now, "tokens": int(tokens), "docs": len(set(doc_ids)),
                                "sends": int(old.get("sends", 0)) + 1}
                 for profile in list(data):

@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
 
 from hybridctx.cli.checks import arg_type, check_budget, check_limit
 from hybridctx.errors import InputError, MissingDependencyError

@@ -220,4 +220,4 @@ def test_bad_api_specs_are_config_errors(spec: str) -> None:
     from hybridctx.embeddings.pooled import PooledLandmarkEncoder
 
     with pytest.raises(ConfigError):
-        PooledLandmarkEncoder({"model": spec}).dim
+        _ = PooledLandmarkEncoder({"model": spec}).dim

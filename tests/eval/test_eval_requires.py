@@ -71,7 +71,7 @@ def test_eval_data_comes_from_the_flag_or_the_variable(monkeypatch: pytest.Monke
     for verb in ("qa", "route"):
         assert main(["eval", verb, "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
-        assert err == (f"hybridctx eval: error: no evaluation data given: pass --data DIR (a folder of datasets, "
+        assert err == ("hybridctx eval: error: no evaluation data given: pass --data DIR (a folder of datasets, "
                        "or one folder with docs.jsonl and qa.jsonl) or set HYBRIDCTX_EVAL_DATA")
     monkeypatch.setenv("HYBRIDCTX_EVAL_DATA", str(tmp_path / "nowhere"))
     assert main(["eval", "qa", "--methods", "truncation", "--no-progress"]) == 2
