@@ -50,7 +50,7 @@ test: $(STAMP) lint
 # database server, the local LLM, training), slow or gpu; see docs/quickstart.md#tests.
 CHECK_MARKERS := not heavy and not slow and not gpu
 check: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m "$(CHECK_MARKERS)"
+	HYBRIDCTX_TEST_TIER=check HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m "$(CHECK_MARKERS)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
