@@ -2,17 +2,33 @@
 markdown table: one row per method, one column per dataset with the scores at
 each budget (``512/1k/2k/4k``), and the average over datasets.
 
-    python benchmarks/compact_table.py results/peers/results.json results/final/results.json
+    python benchmarks/compact_table.py results/peers/results.json results/final/results.json [--out DIR]
+
+With ``--out DIR`` the table is also written to ``DIR/compact_table.json`` with the
+command line and commit (see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+from _common import add_out_argument, print_table
 
-def main(paths: list[str]) -> int:
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="RESULTS_JSON", help="results.json files of eval runs")
+    add_out_argument(parser)
+    args = parser.parse_args(argv)
+    print_table(render(args.paths), args.out, "compact_table.json", args.paths, argv)
+    return 0
+
+
+def render(paths: list[str]) -> str:
+    """The markdown table of the cells in ``paths``."""
     cells: dict[tuple[str, str, int], float] = {}
     methods: list[str] = []
     datasets: list[str] = []
@@ -28,8 +44,7 @@ def main(paths: list[str]) -> int:
         budgets = budgets or list(data["budgets"])
         for c in data["cells"]:
             cells[(c["method"], c["dataset"], c["budget"])] = c["score"]
-    print("| method | " + " | ".join(datasets) + " | average |")
-    print("| --- |" + " ---: |" * (len(datasets) + 1))
+    lines = ["| method | " + " | ".join(datasets) + " | average |", "| --- |" + " ---: |" * (len(datasets) + 1)]
     for m in methods:
         row = []
         for d in datasets:
@@ -38,10 +53,10 @@ def main(paths: list[str]) -> int:
         for b in budgets:
             vals = [cells[(m, d, b)] for d in datasets if (m, d, b) in cells]
             avgs.append(f"{sum(vals) / len(vals):.3f}" if len(vals) == len(datasets) else "–")
-        print(f"| {m} | " + " | ".join(row) + " | " + "/".join(avgs) + " |")
-    print(f"\nScores at budgets {'/'.join(str(b) for b in budgets)} tokens (cl100k_base).")
-    return 0
+        lines.append(f"| {m} | " + " | ".join(row) + " | " + "/".join(avgs) + " |")
+    lines.append(f"\nScores at budgets {'/'.join(str(b) for b in budgets)} tokens (cl100k_base).")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

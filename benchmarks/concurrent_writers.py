@@ -5,7 +5,9 @@ add one new document to it at the same moment, and counts the documents the
 final index holds. Before the writer lock covered load → save, 4 of 5 trials
 lost one document while both runs printed ``indexed 1 new``.
 
-    python benchmarks/concurrent_writers.py --trials 20
+    python benchmarks/concurrent_writers.py --trials 20 [--out DIR]
+
+``--out DIR`` also writes ``DIR/concurrent_writers.json`` (every trial, the command, the commit).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import add_out_argument, write_result
 
 
 def _cli(*args: str) -> list[str]:
@@ -32,6 +36,7 @@ def _doc(path: Path, doc_id: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
+    add_out_argument(parser)
     args = parser.parse_args(argv)
     from hybridctx.indexers import LandmarkStore
 
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(_cli("index", str(_doc(root / "seed.jsonl", "seed")), "--index", str(base), "--no-progress"),
                        check=True, capture_output=True)
         lost = exit_codes_bad = 0
+        trials = []
         for trial in range(args.trials):
             index = root / f"trial{trial}.idx"
             shutil.copytree(base, index)
@@ -58,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             missing = {"seed", f"t{trial}a", f"t{trial}b"} - held
             lost += len(missing)
             exit_codes_bad += sum(c != 0 for c in codes)
+            trials.append({"exit_codes": codes, "documents": len(held), "lost": sorted(missing),
+                           "seconds": round(time.perf_counter() - started, 2)})
             print(f"trial {trial + 1}/{args.trials}: exit {codes}, {len(held)} documents, "
                   f"lost {sorted(missing) or 'none'} ({time.perf_counter() - started:.1f} s)", flush=True)
     print(f"{args.trials} trials: {lost} lost updates, {exit_codes_bad} failed runs")
+    if args.out is not None:
+        write_result(args.out, "concurrent_writers.json",
+                     {"trials": trials, "lost_updates": lost, "failed_runs": exit_codes_bad}, argv)
     return 1 if lost or exit_codes_bad else 0
 
 

@@ -6,8 +6,10 @@ question gets at each budget. This writes, per question, the confidence signals
 and the evidence recall at 0.5x, 0.75x, 1x, 1.25x and 1.5x the router's budget,
 so mappings can be compared without re-running retrieval:
 
-    python benchmarks/confidence_budget.py --data ../shared/data --cache results/cache \
-        --out results/i14/confidence_budget.jsonl
+    python benchmarks/confidence_budget.py --cache results/cache --out results/i14
+
+It writes ``OUT/confidence_budget.jsonl``: a ``{"provenance": ...}`` line (command, commit,
+date), then one question a line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from _common import add_data_argument, add_out_argument, write_rows
 
 SHARES = (0.5, 0.75, 1.0, 1.25, 1.5)
 
@@ -28,20 +32,20 @@ def main() -> None:
     from hybridctx.routing.router import RouteLimits, Router
     from hybridctx.packing.tokens import count_many
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(ap)
     ap.add_argument("--datasets", default="locomo,leval,hotpotqa")
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--profile", default="kimi")
-    ap.add_argument("--out", required=True)
+    add_out_argument(ap, required=True)
     args = ap.parse_args()
     router = Router(args.profile, RouteLimits(adaptive_budget=True))
     counter = profile_counter(router.profile)
     sets = load_datasets(args.data, args.datasets.split(","), limit=args.limit, seed=0)
     (method,) = build_methods(["hybridctx"], MethodOptions(tokenizer=counter.name, cache_dir=Path(args.cache)
                                                            if args.cache else None, show_progress=False))
-    with open(args.out, "w", encoding="utf-8") as out:
+    with write_rows(args.out, "confidence_budget.jsonl") as out:
         for name, eval_set in sets.items():
             method.prepare(eval_set.docs)
             docs = eval_set.docs

@@ -1,8 +1,9 @@
 """Score the five peers of DESIGN.md on the six datasets and print the markdown table.
 
-    HF_HUB_OFFLINE=1 python benchmarks/eval_peers.py --data /work/shared/data --limit 100
+    HF_HUB_OFFLINE=1 python benchmarks/eval_peers.py --limit 100 --out results/peers
 
-Writes ``results.md``, ``results.json`` and ``recall.png`` under ``--out``.
+Writes ``results.md``, ``results.json`` (both with the command line and commit) and
+``recall.png`` into ``--out DIR``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import add_data_argument, add_out_argument, stamp_results  # noqa: E402
 from hybridctx.errors import ConfigError  # noqa: E402
 from hybridctx.eval.datasets import SIX_DATASETS, load_dataset  # noqa: E402
 from hybridctx.eval.methods import DEFAULT_METHODS, MethodOptions, build_methods  # noqa: E402
@@ -27,14 +28,14 @@ PEERS = [m for m in DEFAULT_METHODS if not m.startswith("hybridctx")]  # the fiv
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="dataset root")
+    add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", default=list(SIX_DATASETS), help="dataset directory names")
     parser.add_argument("--limit", type=int, default=100, help="questions per dataset, sampled by --seed; 0: all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
     parser.add_argument("--methods", nargs="+", default=None, help="method names to run (default: the five peers)")
     parser.add_argument("--encoder", default=None, help="encoder path (default: packaged MiniLM)")
-    parser.add_argument("--out", type=Path, default=Path("results/peers"))
+    add_out_argument(parser, "results/peers")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     table = results.write(args.out)
+    stamp_results(args.out, argv)
     print(table)
     for peer in peers:
         prep = sum(p.seconds for p in results.prepare if p.method == peer.name)

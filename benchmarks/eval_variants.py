@@ -4,7 +4,8 @@ on the shared QA sets with the DESIGN.md scoring, optionally beside the peers.
     HF_HUB_OFFLINE=1 python benchmarks/eval_variants.py --datasets leval locomo hotpotqa \
         --variants isolated window mix --limit 60 --out results/encoders
 
-Writes ``results.md``, ``results.json`` and ``recall.png`` under ``--out``.
+Writes ``results.md``, ``results.json`` (both with the command line and commit) and
+``recall.png`` into ``--out DIR``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import add_data_argument, add_out_argument, command_line, stamp_results  # noqa: E402
 from hybridctx.errors import ConfigError  # noqa: E402
 from hybridctx.eval.datasets import SIX_DATASETS, load_dataset  # noqa: E402
 from hybridctx.eval.methods import ENCODERS, MethodOptions, variant_methods  # noqa: E402
@@ -31,14 +33,14 @@ from hybridctx.retrieval.retriever import RetrievalConfig  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", default=list(SIX_DATASETS))
     parser.add_argument("--variants", nargs="+", default=["isolated", "window", "mix"])
     parser.add_argument("--base-encoder", default="window", choices=sorted(ENCODERS))
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
-    parser.add_argument("--out", type=Path, default=Path("results/variants"))
+    add_out_argument(parser, "results/variants")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--cache", type=Path, default=None, help="keep built indexes here and reuse them")
     parser.add_argument("--dense-too", action="store_true", help="also score each encoder variant in dense-only mode")
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = evaluate(sets, methods, args.budgets, show_progress=progress)
     table = results.write(args.out)
+    stamp_results(args.out, argv)
     print(table)
-    print(f"\n{time.perf_counter() - started:.0f} s; command: python benchmarks/eval_variants.py "
-          f"{' '.join(sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
+    print(f"\n{time.perf_counter() - started:.0f} s; command: {command_line(argv)}", file=sys.stderr)
     return 0
 
 

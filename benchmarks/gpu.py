@@ -1,7 +1,7 @@
 """The GPU path, measured: encoding throughput, FAISS search on GPU vs CPU, and LLM prefill
 time to calibrate the router's model profiles.
 
-    python benchmarks/gpu.py --out docs/results/gpu.json [--model-dir DIR] [--quick]
+    python benchmarks/gpu.py --out docs/results [--model-dir DIR] [--quick]
 
 * Encoding: the windowed landmark encoder over the bundled book (repeated),
   tokens per second at several ``batch_tokens`` (fp16 on CUDA, fp32 on the CPU).
@@ -15,14 +15,14 @@ time to calibrate the router's model profiles.
   profile snippet with the fitted ``prefill_tps`` (and a measured ``decode_tps``).
 
 Without a GPU it prints ``no GPU: <reason>``, measures the CPU numbers on small
-sizes, writes the JSON and exits 0. ``--quick`` shrinks every size (tests).
+sizes, writes the JSON and exits 0. ``--quick`` shrinks every size (tests). The JSON is
+``OUT/gpu.json``, with the command line and commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
@@ -36,6 +36,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
+
+from _common import add_out_argument, write_result  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "hybridctx" / "samples" / "alice_in_wonderland.txt"
 
@@ -270,7 +272,7 @@ def toml_snippet(prefill: dict[str, Any], facts: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    add_out_argument(parser, help="write gpu.json into this directory")
     parser.add_argument("--model-dir", type=Path, default=None, help="a local causal LM for the prefill fit")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere (tests, smoke runs)")
     args = parser.parse_args(argv)
@@ -309,9 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nrouter profile (add to your profiles TOML):\n" + results["toml"], flush=True)
 
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}", flush=True)
+        print(f"wrote {write_result(args.out, 'gpu.json', results, argv)}", flush=True)
     return 0
 
 

@@ -3,7 +3,7 @@ against LlamaIndex ingestion (SentenceSplitter chunks embedded with the same
 model), and against the encoder's own forward pass over the corpus, on one
 corpus, in one process. Prints tokens/s of each and the ratios.
 
-    HF_HUB_OFFLINE=1 python benchmarks/index_throughput.py [--corpus FILE.jsonl|FILE.txt] [--repeat 3]
+    HF_HUB_OFFLINE=1 python benchmarks/index_throughput.py [--corpus FILE.jsonl|FILE.txt] [--repeat 3] [--out DIR]
 
 Tokens are the encoder tokenizer's tokens of the corpus text (the same count
 for every method), so a ratio compares work done per second on equal input.
@@ -16,7 +16,8 @@ hybridctx uses for documents, and nothing else. hybridctx reads more tokens
 than that (its windows overlap and end at sentence boundaries; the read factor
 is printed) and also segments, builds BM25 and FAISS, and saves the index.
 The peer keeps LlamaIndex's own settings except the chunk size, which matches
-the encoder (see ``PEER``).
+the encoder (see ``PEER``). ``--out DIR`` writes every timing to ``DIR/index_throughput.json``
+with the command line and commit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import add_out_argument, write_result  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "hybridctx" / "samples" / "alice_in_wonderland.txt"
 # LlamaIndex's defaults (Settings.chunk_overlap 20, its tiktoken token counter, an in-memory
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=None, help="hybridctx tokens per forward batch")
     parser.add_argument("--torch-forward", action="store_true",
                         help="also time the PyTorch forward pass over the corpus (the peer's runtime)")
-    parser.add_argument("--out", type=Path, default=None, help="write every timing to this JSON file")
+    add_out_argument(parser, help="write every timing to index_throughput.json in this directory")
     args = parser.parse_args(argv)
 
     from hybridctx.embeddings import WindowedLandmarkEncoder
@@ -220,14 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"share of hybridctx's indexing time in the forward pass of its own windows: "
           f"{min(share):.0%}-{max(share):.0%} (the rest: segmenting, tokenising, pooling, BM25, FAISS, saving)")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
-            "command": "python benchmarks/index_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        write_result(args.out, "index_throughput.json", {
             "corpus": args.corpus.name, "docs": len(docs), "tokens": tokens, "identity": dict(encoder.identity),
             "runtime": runtime, "windows": windows, "tokens_read": read, "landmarks": landmarks,
             "peer": dict(PEER, chunks=chunks, tokens_read=peer_read), "seconds": times,
             "hybridctx_forward_seconds": in_forward,
-        }, indent=1), encoding="utf-8")
+        }, argv)
     return 0
 
 

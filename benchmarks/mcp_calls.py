@@ -1,13 +1,14 @@
 """What a `retrieve` tool call over MCP stdio costs, against the same retrieval called in-process.
 
-    HF_HUB_OFFLINE=1 python benchmarks/mcp_calls.py --calls 40
+    HF_HUB_OFFLINE=1 python benchmarks/mcp_calls.py --calls 40 [--out DIR]
 
 One run: the MCP SDK's client spawns ``python -m hybridctx.cli mcp --index
 DIR`` (stdio) on the packaged Alice sample and calls ``retrieve`` with a
 2,048-token budget for a rotating set of questions; after each call the same
 question goes to ``HybridContext.retrieve`` in this process. Prints the server's start-up time
 (index and encoder load, to the first answered ``list_tools``), p50/p95 per
-call in ms for both, and the ratio.
+call in ms for both, and the ratio; ``--out DIR`` also writes every timing to
+``DIR/mcp_calls.json`` with the command line and commit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
+from _common import add_out_argument, write_result  # noqa: E402
+
 QUESTIONS = ["Who is the Hatter?", "What was written on the little bottle?",
              "What did the Dormouse say the three sisters lived on?", "Why did the Queen want to behead the Cat?"]
 
@@ -70,6 +73,7 @@ async def measure(index: Path, calls: int, log: Path) -> tuple[float, list[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=40)
+    add_out_argument(ap)
     args = ap.parse_args()
     from hybridctx import HybridContext
 
@@ -81,7 +85,11 @@ def main() -> None:
     print(f"{'method':22} {'p50 ms':>8} {'p95 ms':>8}")
     for name, values in (("in-process retrieve", local), ("MCP stdio retrieve", mcp_times)):
         print(f"{name:22} {statistics.median(values):8.1f} {percentile(values, 95):8.1f}")
-    print(f"ratio p50: {statistics.median(mcp_times) / statistics.median(local):.2f}x")
+    ratio = statistics.median(mcp_times) / statistics.median(local)
+    print(f"ratio p50: {ratio:.2f}x")
+    if args.out is not None:
+        write_result(args.out, "mcp_calls.json", {"calls": args.calls, "startup_s": startup, "ratio_p50": ratio,
+                                                   "in_process_ms": local, "mcp_stdio_ms": mcp_times})
 
 
 if __name__ == "__main__":

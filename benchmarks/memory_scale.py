@@ -1,8 +1,7 @@
 """Memory at scale: peak RSS, index bytes per token and query latency of the vector index,
 Flat vs IVF-PQ (in RAM) vs IVF-PQ on disk, at corpus sizes beyond what can be encoded here.
 
-    python benchmarks/memory_scale.py --tokens 1000000 10000000 \
-        --out docs/results/memory_scale.json --png docs/results/memory_scale.png
+    python benchmarks/memory_scale.py --tokens 1000000 10000000 --out docs/results --plot
 
 The vectors are synthetic (encoding 10M tokens would take ~30 min per run on
 2 CPU cores): one 384-d landmark per 25 corpus tokens (the rate measured on the
@@ -24,12 +23,14 @@ Query latency is one query at a time, k=10, after 5 warm-up queries.
 it from a saved tables file, by the previous in-memory path (every sentence
 read into a list, token-id lists for bm25s) and by the streaming builder::
 
-    python benchmarks/memory_scale.py --lexical --tokens 1000000 10000000 \
-        --out docs/results/memory_scale_lexical.json
+    python benchmarks/memory_scale.py --lexical --tokens 1000000 10000000 --out docs/results
 
 The sentences are synthetic: 25 words each, 40 per document, words drawn from
 a Zipf law (a=1.15) over 512k pseudo-words, so the vocabulary grows with the
 corpus as real text's does (Heaps' law).
+
+``--out DIR`` writes ``memory_scale.json`` (``memory_scale_lexical.json`` with ``--lexical``)
+there, with the command line and commit, and ``--plot`` draws ``memory_scale.png`` beside it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import add_out_argument, figure_metadata, write_result
 
 KINDS = {"flat": "Flat", "ivfpq": "IVF{nlist},PQ{m}", "ondisk": "IVF{nlist},PQ{m},OnDisk"}
 LABELS = {"flat": "Flat (exact, RAM)", "ivfpq": "IVF-PQ (RAM)", "ondisk": "IVF-PQ on disk"}
@@ -271,12 +274,10 @@ def lexical_main(args: argparse.Namespace) -> int:
                          f"{(b['peak_rss_mb'] - b['start_rss_mb']) / max(a['peak_rss_mb'] - a['start_rss_mb'], 1e-9):.2f}")
     print("\n".join(lines))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        results = {"command": "python benchmarks/memory_scale.py " + " ".join(sys.argv[1:]),
-                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-                   "synthetic": f"{_WORDS_PER_SENTENCE} Zipf(1.15) pseudo-words per sentence over {_ZIPF_WORDS}",
-                   "runs": runs}
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_result(args.out, "memory_scale_lexical.json", {
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+            "synthetic": f"{_WORDS_PER_SENTENCE} Zipf(1.15) pseudo-words per sentence over {_ZIPF_WORDS}",
+            "runs": runs})
     return 0
 
 
@@ -316,7 +317,7 @@ def exact_top(q: np.ndarray, n: int, dim: int, k: int) -> np.ndarray:
     return best_i
 
 
-def plot(results: dict, png: Path) -> None:
+def plot(results: dict, png: Path, metadata: dict[str, str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,7 +342,7 @@ def plot(results: dict, png: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=110, metadata=metadata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,11 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--workdir", type=Path, default=None, help="where indexes are built (a disk, not tmpfs)")
-    parser.add_argument("--out", type=Path, default=None, help="results JSON")
-    parser.add_argument("--png", type=Path, default=None, help="plot")
+    add_out_argument(parser, help="write memory_scale.json (or memory_scale_lexical.json) into this directory")
+    parser.add_argument("--plot", action="store_true", help="also draw memory_scale.png into --out")
     parser.add_argument("--lexical", action="store_true", help="measure the BM25 build instead (in memory vs streaming)")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plot and args.out is None:
+        parser.error("--plot needs --out DIR")
 
     if args.child:
         what, rest = args.child[0], args.child[1:]
@@ -423,7 +426,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     results = {
-        "command": "python benchmarks/memory_scale.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "synthetic": f"{args.dim}-d unit vectors around {_CENTRES} centres, 1 per {args.tokens_per_landmark} tokens",
         "baseline_peak_rss_mb": round(baseline, 1), "kinds": args.kinds, "runs": runs,
@@ -433,10 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(growth))
     results["growth"] = growth
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.png:
-        plot(results, args.png)
+        write_result(args.out, "memory_scale.json", results, argv)
+    if args.plot:
+        plot(results, args.out / "memory_scale.png", figure_metadata(argv))
     return 0
 
 

@@ -1,6 +1,8 @@
 """Needle in a haystack at scale: 1M tokens of English, 2M characters of Chinese.
 
-    HF_HUB_OFFLINE=1 python benchmarks/niah_scale.py --data /work/shared/data --out docs/results/niah_scale.json
+    HF_HUB_OFFLINE=1 python benchmarks/niah_scale.py --out docs/results
+
+It writes ``OUT/niah_scale.json`` (every case, the command line and commit).
 
 Each case runs in a child process of its own, so its peak memory (``ru_maxrss``,
 and with ``--tracemalloc`` the Python heap peak) is its own. A case is one
@@ -29,6 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import add_data_argument, add_out_argument, write_result  # noqa: E402
 
 CASES = {
     "en": {"haystack": "pg_essays/essays", "unit": "tokens", "length": "en_length"},
@@ -88,7 +92,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="dataset root")
+    add_data_argument(parser)
     parser.add_argument("--cases", default="en,zh", help="which cases: en, zh (default both)")
     parser.add_argument("--en-length", default="1M", help="English length in cl100k tokens (default 1M)")
     parser.add_argument("--zh-length", default="2M", help="Chinese length in characters (default 2M)")
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap peak (slower)")
-    parser.add_argument("--out", type=Path, default=Path("docs/results/niah_scale.json"))
+    add_out_argument(parser, "docs/results", help="write niah_scale.json into this directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # the child's own case
     args = parser.parse_args(argv)
@@ -117,13 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {record['haystack_units']:,} {record['unit']} ({record['doc_chars']:,} chars), "
               f"{len(record['depths'])} depths: recall {summary}; {record['seconds_total']:.0f} s, "
               f"peak RSS {record['peak_rss_mib']:,.0f} MiB", flush=True)
-    payload = {"command": "python benchmarks/niah_scale.py " + " ".join(forwarded),
-               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+    payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
                "cases": records}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_result(args.out, 'niah_scale.json', payload, forwarded)}")
     return 0
 
 

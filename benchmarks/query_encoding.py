@@ -1,11 +1,14 @@
 """Query encoding on the CPU: PyTorch against ONNX Runtime on the packaged int8 export
 and on the fp32 export of the loaded weights, with sleeping or spinning threads.
 
-    HF_HUB_OFFLINE=1 python benchmarks/query_encoding.py --queries 100 [--busy 2]
+    HF_HUB_OFFLINE=1 python benchmarks/query_encoding.py --queries 100 [--busy 2] [--out DIR]
 
 Each runtime encodes every query in a block of its own (p50 ms); right after each
 ONNX run the same query goes through PyTorch once more ("PyTorch after"), where
-threads still spinning after their run show up. Cosine is against PyTorch.
+threads still spinning after their run show up. Cosine is against PyTorch. The
+questions are those of ``--dataset`` in ``--data`` (synthetic ones when it is missing);
+``--out DIR`` also writes the table's numbers to ``DIR/query_encoding.json`` with the
+command line and commit.
 """
 
 from __future__ import annotations
@@ -18,20 +21,24 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from _common import add_data_argument, add_out_argument, write_result  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "leval" / "qa.jsonl"
-    parser.add_argument("--questions", type=Path, default=default, help="JSONL with a 'question' per line")
+    add_data_argument(parser)
+    parser.add_argument("--dataset", default="leval", help="the folder of --data whose qa.jsonl gives the questions")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--busy", type=int, default=0, help="busy processes to run beside the measurement")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
+    args.questions = args.data / args.dataset / "qa.jsonl"
+    args.argv = argv
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         return measure(args)
@@ -103,9 +110,16 @@ def measure(args: argparse.Namespace) -> int:
     print("| runtime | p50 ms alone | p50 ms beside PyTorch | PyTorch right after, p50 ms | min cosine vs PyTorch |\n"
           "| --- | ---: | ---: | ---: | ---: |")
     print(f"| PyTorch | {statistics.median(alone):.2f} | – | – | 1.0000 |")
+    table = {"PyTorch": {"p50_ms_alone": statistics.median(alone)}}
     for name, (ms, mixed, after, cos) in rows.items():
+        table[name] = {"p50_ms_alone": statistics.median(ms), "p50_ms_beside_pytorch": statistics.median(mixed),
+                       "pytorch_after_p50_ms": statistics.median(after), "min_cosine": min(cos)}
         print(f"| {name} | {statistics.median(ms):.2f} | {statistics.median(mixed):.2f} | "
               f"{statistics.median(after):.2f} | {min(cos):.4f} |")
+    if args.out is not None:
+        write_result(args.out, "query_encoding.json", {
+            "queries": len(seqs), "median_tokens": statistics.median(len(s) for s in seqs), "cpus": os.cpu_count(),
+            "busy": args.busy, "runtimes": table}, args.argv)
     return 0
 
 

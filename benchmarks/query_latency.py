@@ -1,14 +1,17 @@
 """Query latency: hybridctx retrieve+pack against the LlamaIndex
 ``VectorStoreIndex`` retriever, on the same corpus and encoder, in one run.
 
-    HF_HUB_OFFLINE=1 python benchmarks/query_latency.py --corpus ../shared/data/leval/docs.jsonl \
-        --min-tokens 1000000 --queries 200 --budget 2048
+    HF_HUB_OFFLINE=1 python benchmarks/query_latency.py --min-tokens 1000000 --queries 200 --budget 2048 \
+        [--corpus FILE.jsonl] [--out DIR]
 
 Both sides get the same questions; LlamaIndex retrieves top-k chunks
 (SentenceSplitter 256) with k sized to fill the same budget, hybridctx returns
 a packed, exact-budget context. Every method answers each question in turn, in
 an order that rotates from question to question (so no method always runs
-right after the same other one). Prints p50/p95 in ms and the ratio.
+right after the same other one). Prints p50/p95 in ms and the ratio. The corpus is
+``--data``'s ``leval/docs.jsonl`` unless ``--corpus`` names another (its ``qa.jsonl``
+beside it gives the questions); ``--out DIR`` writes ``latency.json`` (every timing,
+the command line and commit) and ``latency.png`` there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import add_data_argument, add_out_argument, write_result  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,18 +62,17 @@ def questions_for(path: Path, n: int) -> list[str]:
 
 
 def write_report(out: Path, rows: dict[str, list[float]], stages: dict[str, list[float]], peer: list[float],
-                 ours: list[float], facts: dict[str, Any]) -> None:
+                 ours: list[float], facts: dict[str, Any], argv: list[str] | None = None) -> None:
     """``latency.json`` (every timing, in ms) and ``latency.png``: p50/p95 per method, and
     hybridctx's p50 per stage beside the peer's p50."""
     from hybridctx.eval.plotting import pyplot, save_figure
 
-    out.mkdir(parents=True, exist_ok=True)
     summary = {name: {"p50": percentile(v, 50), "p95": percentile(v, 95), "mean": statistics.mean(v)}
                for name, v in rows.items()}
-    (out / "latency.json").write_text(json.dumps(
-        {**facts, "summary": summary, "speedup_p50": percentile(peer, 50) / percentile(ours, 50),
-         "stages_p50": {k: percentile(v, 50) for k, v in stages.items()}, "timings_ms": rows, "stages_ms": stages},
-        indent=1) + "\n", encoding="utf-8")
+    write_result(out, "latency.json", {
+        **facts, "summary": summary, "speedup_p50": percentile(peer, 50) / percentile(ours, 50),
+        "stages_p50": {k: percentile(v, 50) for k, v in stages.items()}, "timings_ms": rows, "stages_ms": stages},
+        argv)
     fig, (left, right) = pyplot().subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
     names = list(rows)
     y = range(len(names))
@@ -97,8 +101,8 @@ def write_report(out: Path, rows: dict[str, list[float]], stages: dict[str, list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "leval" / "docs.jsonl"
-    parser.add_argument("--corpus", type=Path, default=default)
+    add_data_argument(parser)
+    parser.add_argument("--corpus", type=Path, default=None, help="a docs.jsonl (default: leval/docs.jsonl in --data)")
     parser.add_argument("--min-tokens", type=int, default=1_000_000,
                         help="cl100k tokens of corpus at least (repeating documents); 0: every document once")
     parser.add_argument("--queries", type=int, default=200)
@@ -110,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="reuse/keep the LlamaIndex index here (for quick iterations only: a reloaded "
                              "index answered slower than a freshly built one here)")
     parser.add_argument("--warmup", type=int, default=5, help="queries run before timing (not timed)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write latency.json (every timing) and latency.png here")
+    add_out_argument(parser, help="also write latency.json (every timing) and latency.png into this directory")
     args = parser.parse_args(argv)
+    if args.corpus is None:
+        args.corpus = args.data / "leval" / "docs.jsonl"
 
     from llama_index.core import Document as LlamaDocument
     from llama_index.core import VectorStoreIndex
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
           f"corpus {tokens:,} tokens")
     if args.out is not None:
         write_report(args.out, rows, stages, li_ms, hx_ms, {"corpus_tokens": tokens, "documents": len(docs),
-                                                             "budget": args.budget, "queries": len(questions)})
+                                                             "budget": args.budget, "queries": len(questions)}, argv)
     return 0
 
 

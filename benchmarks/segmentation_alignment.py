@@ -14,8 +14,10 @@ For every dataset in ``../shared/data`` (or ``--data``) this script reports
 * the throughput of :func:`hybridctx.ingest.segmentation.split_sentences` in MB/s
   (MB of UTF-8 text; one pass, 2-core machine).
 
-Run: ``.venv/bin/python benchmarks/segmentation_alignment.py [--misses N]``.
-It prints a markdown table (and, with ``--misses``, sample misaligned evidence).
+Run: ``.venv/bin/python benchmarks/segmentation_alignment.py [--misses N] [--out DIR]``.
+It prints a markdown table (and, with ``--misses``, sample misaligned evidence);
+``--out DIR`` also writes every row to ``DIR/segmentation_alignment.json`` with the
+command line and commit.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ import random
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import add_data_argument, add_out_argument, write_result
 from hybridctx.ingest.segmentation import split_sentences
 
 # "snug": the whole sentences holding the evidence add at most this much text around it.
 SNUG_CHARS = 8
 SNUG_FRACTION = 0.1
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # (row name, directory, docs file, qa file or None, task filter or None)
 DATASETS: list[tuple[str, str, str, str | None, str | None]] = [
@@ -174,11 +176,12 @@ def render(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory")
+    add_data_argument(parser)
     parser.add_argument("--only", nargs="*", help="row names to run (prefix match)")
     parser.add_argument(
         "--misses", type=int, default=0, help="print N sample misaligned evidence per dataset"
     )
+    add_out_argument(parser)
     args = parser.parse_args(argv)
     rows = []
     for name, directory, docs_file, qa_file, task in DATASETS:
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(measure(name, root, docs_file, qa_file, task))
     print(render(rows))
+    if args.out is not None:
+        write_result(args.out, "segmentation_alignment.json",
+                     {"rows": [{k: v for k, v in asdict(r).items() if k != "misses"} for r in rows]}, argv)
     if args.misses:
         rng = random.Random(0)
         for r in rows:

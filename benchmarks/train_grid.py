@@ -6,7 +6,8 @@ CUAD ``legal_contract_qa`` part of L-Eval, CC BY 4.0) by document with a
 fixed seed into ``OUT/train/<set>`` and ``OUT/eval/<set>``, and copies the sets
 that are never trained on (L-Eval's topic-retrieval task, LoCoMo: evaluation
 only) into ``OUT/eval``, each L-Eval task as its own set. Then it prints the
-``hybridctx train`` and ``hybridctx eval qa`` commands of each row.
+``hybridctx train`` and ``hybridctx eval qa`` commands of each row. Each folder's
+``MANIFEST.json`` records its licence and the command line and commit that made it.
 
     python benchmarks/train_grid.py --out /tmp/grid [--data ../shared/data] [--seed 0]
 """
@@ -17,6 +18,8 @@ import argparse
 import json
 import random
 from pathlib import Path
+
+from _common import add_data_argument, add_out_argument, provenance
 
 
 def _read(path: Path) -> list[dict]:
@@ -30,7 +33,8 @@ _LICENCES = {"hotpotqa": "CC BY-SA 4.0 (HotpotQA)", "leval_cuad": "CC BY 4.0 (CU
 
 def _write(folder: Path, docs: list[dict], qa: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {"licence": _LICENCES.get(folder.name, "see the source"), "made_by": "benchmarks/train_grid.py"}
+    manifest = {"licence": _LICENCES.get(folder.name, "see the source"), "made_by": "benchmarks/train_grid.py",
+                **provenance()}
     (folder / "MANIFEST.json").write_text(json.dumps(manifest) + "\n", encoding="utf-8")
     for name, rows in (("docs.jsonl", docs), ("qa.jsonl", qa)):
         with (folder / name).open("w", encoding="utf-8") as handle:
@@ -46,8 +50,8 @@ def _split(ids: list[str], share: float, seed: int) -> set[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--out", required=True)
+    add_data_argument(ap)
+    add_out_argument(ap, required=True, help="the grid folder: train/, eval/ (and eval_small/) are made in it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-share", type=float, default=0.35, help="share of documents held out for evaluation")
     ap.add_argument("--small", action="store_true",

@@ -8,14 +8,20 @@ later encoder whether it passes the rule of issue 12: dense-only average at
 1k-4k at least 5 points above the baseline, and hybrid nowhere lower by more
 than one question.
 
-    python benchmarks/train_table.py minilm=/tmp/grid/results/minilm trained=/tmp/grid/results/sup
+    python benchmarks/train_table.py minilm=/tmp/grid/results/minilm trained=/tmp/grid/results/sup [--out DIR]
+
+``--out DIR`` also writes the table and the verdicts to ``DIR/train_table.json`` with the
+command line and commit.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+
+from _common import add_out_argument, print_table
 
 MODES = (("dense", "hybridctx-dense"), ("hybrid", "hybridctx"))
 
@@ -26,13 +32,24 @@ def _load(path: str) -> dict:
     return {"datasets": data["datasets"], "budgets": data["budgets"], "cells": cells}
 
 
-def main(args: list[str]) -> int:
-    runs = [(a.split("=", 1)[0], _load(a.split("=", 1)[1])) for a in args]
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="eval results folders; the first is the baseline")
+    add_out_argument(parser)
+    args = parser.parse_args(argv)
+    print_table("\n".join(table(args.runs)), args.out, "train_table.json", args.runs, argv)
+    return 0
+
+
+def table(labelled: list[str]) -> list[str]:
+    """The table's lines, then one verdict line per encoder after the baseline."""
+    out: list[str] = []
+    runs = [(a.split("=", 1)[0], _load(a.split("=", 1)[1])) for a in labelled]
     datasets, budgets = runs[0][1]["datasets"], runs[0][1]["budgets"]
     upper = [b for b in budgets if b >= 1024]
     head = ["encoder", "mode", *datasets, "dense avg 1k-4k" if upper else "avg"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     averages: dict[str, float] = {}
     for label, run in runs:
         for mode, method in MODES:
@@ -42,7 +59,7 @@ def main(args: list[str]) -> int:
             avg = sum(run["cells"][(method, d, b)]["score"] for d in datasets for b in upper) / (len(datasets) * len(upper))
             if mode == "dense":
                 averages[label] = avg
-            print(f"| {label} | {mode} | " + " | ".join(cols) + f" | {avg:.3f} |")
+            out.append(f"| {label} | {mode} | " + " | ".join(cols) + f" | {avg:.3f} |")
     base_label, base = runs[0]
     for label, run in runs[1:]:
         gain = averages[label] - averages[base_label]
@@ -52,10 +69,10 @@ def main(args: list[str]) -> int:
                 c, r = base["cells"][("hybridctx", d, b)], run["cells"][("hybridctx", d, b)]
                 worst = max(worst, (c["score"] - r["score"]) * c["questions"])
         ok = gain >= 0.05 and worst <= 1.0
-        print(f"\n{label} vs {base_label}: dense 1k-4k average {gain * 100:+.1f} points; hybrid at most "
+        out.append(f"\n{label} vs {base_label}: dense 1k-4k average {gain * 100:+.1f} points; hybrid at most "
               f"{worst:.1f} question(s) lower in any cell -> {'PASSES' if ok else 'does not pass'} the default rule")
-    return 0
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -39,13 +39,13 @@ def run_benchmark(out: Path, *extra: str, hide_gpu: bool) -> subprocess.Complete
 def test_cpu_report_json_and_profile(tmp_path: Path, tiny_llm: Path) -> None:
     from hybridctx.routing.profiles import load_profiles
 
-    out = tmp_path / "gpu.json"
-    done = run_benchmark(out, "--model-dir", str(tiny_llm), hide_gpu=True)
+    done = run_benchmark(tmp_path / "out", "--model-dir", str(tiny_llm), hide_gpu=True)
     assert done.returncode == 0, done.stderr[-2000:]
     first = done.stdout.splitlines()[0]
     assert first.startswith("no GPU: ") and "sees no CUDA device" in first
-    results = json.loads(out.read_text(encoding="utf-8"))
+    results = json.loads((tmp_path / "out" / "gpu.json").read_text(encoding="utf-8"))
     assert KEYS <= set(results)
+    assert results["command"].startswith("python benchmarks/gpu.py --quick --out ") and results["commit"]
     assert results["gpu"] is False and results["no_gpu_reason"]
     assert [r["batch_tokens"] for r in results["encoding"]] == [2048, 8192]
     assert all(r["tokens_per_s"] > 0 and r["device"] == "cpu" and r["fp16"] is False for r in results["encoding"])
@@ -64,10 +64,9 @@ def test_gpu_numbers(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    out = tmp_path / "gpu.json"
-    done = run_benchmark(out, hide_gpu=False)
+    done = run_benchmark(tmp_path, hide_gpu=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(out.read_text(encoding="utf-8"))
+    results = json.loads((tmp_path / "gpu.json").read_text(encoding="utf-8"))
     assert results["torch_cuda"] is True
     assert all(r["device"].startswith("cuda") and r["fp16"] is True for r in results["encoding"])
     if results["faiss_gpu"]:

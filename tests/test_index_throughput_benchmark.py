@@ -22,13 +22,14 @@ def test_index_throughput_reports_the_peer_the_forward_ceiling_and_the_ratios(tm
     chapters = [alice_text[5000:11000], alice_text[11000:17000]]  # past the table of contents: prose
     corpus.write_text("".join(json.dumps({"doc_id": f"ch{i}", "text": t}) + "\n" for i, t in enumerate(chapters)),
                       encoding="utf-8")
-    out = tmp_path / "throughput.json"
+    out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--corpus", str(corpus), "--repeat", "2", "--overlap", "32", "--out", str(out)],
         capture_output=True, text=True, timeout=900, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report = json.loads((out / "index_throughput.json").read_text(encoding="utf-8"))
+    assert report["command"].startswith("python benchmarks/index_throughput.py --corpus ") and report["commit"]
     assert report["docs"] == len(chapters) and report["identity"]["overlap"] == 32
     assert set(report["seconds"]) == {"hybridctx", "llamaindex", "forward"}
     assert all(len(times) == 2 and min(times) > 0 for times in report["seconds"].values())

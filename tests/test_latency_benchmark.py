@@ -31,6 +31,7 @@ def test_latency_benchmark_reports_every_method_and_the_ratio(tmp_path: Path, al
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "latency.json").read_text(encoding="utf-8"))
+    assert report["command"].startswith("python benchmarks/query_latency.py --corpus ") and report["commit"]
     assert report["queries"] == 6 and report["budget"] == 300 and report["documents"] == len(chapters)
     methods = report["timings_ms"]
     assert len(methods) == 3 and all(len(times) == 6 and min(times) > 0 for times in methods.values())
