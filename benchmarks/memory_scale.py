@@ -125,11 +125,11 @@ def child_baseline() -> dict:
 
 
 def child_build(kind: str, n: int, dim: int, out: Path) -> dict:
-    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
     from hybridctx.indexers.persistence import write_index_dir
+    from hybridctx.indexers.vectors.factory import create_backend
 
     started = time.perf_counter()
-    index = FaissVectorIndex(dim, kind)
+    index = create_backend(None, dim, kind)  # the on-disk IVF for kinds ending in ,OnDisk
     for lo in range(0, n, _CHUNK):
         m = min(_CHUNK, n - lo)
         index.add(np.arange(lo, lo + m, dtype=np.int64), synthetic(lo, m, dim, seed=1))
@@ -141,13 +141,13 @@ def child_build(kind: str, n: int, dim: int, out: Path) -> dict:
 
 
 def child_query(path: Path, queries: Path, k: int) -> dict:
-    from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
     from hybridctx.indexers.persistence import read_manifest
+    from hybridctx.indexers.vectors.factory import load_backend
 
     q = np.load(queries, allow_pickle=False)
     started = time.perf_counter()
-    read_manifest(path, verify=True)  # what HybridContext.open does by default
-    index = FaissVectorIndex.load(path)
+    manifest = read_manifest(path, verify=True)  # what HybridContext.open does by default
+    index = load_backend(path, manifest)
     load_s = time.perf_counter() - started
     for i in range(5):
         index.search(q[i : i + 1], k)

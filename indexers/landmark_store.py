@@ -2,17 +2,19 @@
 
 Why: a retriever needs one object that answers "which landmarks are closest to
 this query (within these documents)?" and "what text and offsets does row r
-stand for?", and that keeps the tables, the FAISS vectors and the lexical
-index in step when documents are added, replaced or deleted. This module only
-composes :class:`DocumentTables`, a vector store (:class:`FaissVectorIndex`,
-or :class:`ExternalVectors` over PostgreSQL/pgvector or Qdrant) and
-:class:`LexicalIndex`; the durability rules live in :mod:`persistence` (and,
-for vectors in an engine, :mod:`external_vectors`).
+stand for?", and that keeps the tables, the vectors and the lexical index in
+step when documents are added, replaced or deleted. This module only composes
+:class:`DocumentTables`, a vector backend (any
+:class:`~hybridctx.indexers.vectors.backend.VectorBackend`, built or opened by
+:mod:`~hybridctx.indexers.vectors.factory`) and :class:`LexicalIndex`; it
+never asks which backend it holds. The durability rules live in
+:mod:`persistence` (and, for vectors in an engine, :mod:`external_vectors`).
 
-Index directory: ``manifest.json``, ``tables.sqlite``, ``lexical.*``, and
-``vectors.faiss``, ``vectors.npy``, ``vector_ids.npy``, ``vectors.json`` for
-FAISS, or ``store_pending.npy`` for an external store (whose kind, location and
-table/collection the manifest's ``store`` entry records, without secrets).
+Index directory: ``manifest.json``, ``tables.sqlite``, ``lexical.*``, and the
+backend's files: ``vectors.faiss``, ``vectors.npy``, ``vector_ids.npy``,
+``vectors.json`` for FAISS, or ``store_pending.npy`` for an external engine
+(whose kind, location and table/collection the manifest's ``store`` entry
+records, without secrets).
 """
 
 from __future__ import annotations
@@ -27,14 +29,12 @@ import numpy as np
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError
-from hybridctx.indexers.vectors.external_vectors import ExternalVectors, create_vectors, open_vectors
-from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 from hybridctx.indexers.lexical.bm25 import LexicalIndex, TokenizerSettings
-from hybridctx.indexers.vectors.local_vectors import create_local_vectors, load_local_vectors
-from hybridctx.indexers.vectors.numpy_index import NumpyVectorIndex
 from hybridctx.indexers.persistence import check_encoder, read_manifest, write_index_dir
-from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.tables import DocumentTables, LandmarkArrays
+from hybridctx.indexers.vectors.backend import VectorBackend, manifest_entries
+from hybridctx.indexers.vectors.factory import create_backend, load_backend
+from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.workdirs import work_beside
 from hybridctx.ingest.structure import DocumentStructure
 
@@ -74,7 +74,7 @@ class LandmarkStore:
     def __init__(
         self,
         tables: DocumentTables,
-        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors,
+        vectors: VectorBackend,
         encoder_identity: Mapping[str, Any],
         lexical: LexicalIndex | None = None,
         lexical_settings: TokenizerSettings = TokenizerSettings(),
@@ -109,13 +109,14 @@ class LandmarkStore:
 
         Args:
             dim: vector dimension of the encoder.
-            kind: FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF256,PQ16"``).
+            kind: the index kind, a FAISS factory string (``"Flat"``, ``"HNSW32"``,
+                ``"IVF256,PQ16"``, ``"auto"``, ``"IVF1024,PQ32,OnDisk"``).
             encoder_identity: the encoder's identity (name, dim, pooling, ...),
                 written to the manifest and checked on load.
             nprobe, ef_search, use_gpu: see :class:`FaissVectorIndex`.
             lexical_settings: BM25 tokenizer options.
-            store: where vectors live (default FAISS in the index directory);
-                ``kind`` and the FAISS options apply to FAISS only.
+            store: the spec of the backend, where vectors live (default: FAISS in the
+                index directory); ``kind`` and the FAISS options apply to FAISS only.
 
         Raises:
             ConfigError: ``dim`` disagrees with the identity's, or a bad ``kind``.
@@ -123,11 +124,7 @@ class LandmarkStore:
         """
         if "dim" in encoder_identity and int(encoder_identity["dim"]) != int(dim):
             raise ConfigError(f"dim={dim} but the encoder identity says dim={encoder_identity['dim']}")
-        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors
-        if store is not None and store.external:
-            vectors = create_vectors(store, dim)
-        else:
-            vectors = create_local_vectors(dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
+        vectors = create_backend(store, dim, kind, nprobe=nprobe, ef_search=ef_search, use_gpu=use_gpu)
         return cls(DocumentTables.create(), vectors, encoder_identity, lexical_settings=lexical_settings)
 
     # -- properties -----------------------------------------------------
@@ -137,30 +134,21 @@ class LandmarkStore:
 
     @property
     def kind(self) -> str:
-        """FAISS factory string, or the engine's name for an external store."""
+        """The index kind: a FAISS factory string, or the engine's name for an external backend."""
         return self._vectors.kind
-
-    def _factory(self) -> dict[str, str]:
-        """``{"factory": ...}`` when the kind asked for is not what was built (``auto``)."""
-        factory = getattr(self._vectors, "factory", self.kind)
-        return {} if factory == self.kind else {"factory": factory}
-
-    def _engine(self) -> dict[str, str]:
-        """``{"engine": "numpy"}`` for vectors searched by numpy (no FAISS installed), else nothing."""
-        return {"engine": "numpy"} if isinstance(self._vectors, NumpyVectorIndex) else {}
 
     @property
     def store(self) -> StoreSpec:
-        """Where the vectors live (``StoreSpec().kind == "faiss"``)."""
-        return self._vectors.spec if isinstance(self._vectors, ExternalVectors) else StoreSpec()
+        """The backend's spec: where the vectors live (``StoreSpec().kind == "faiss"``)."""
+        return self._vectors.spec
 
     @property
     def encoder_identity(self) -> dict[str, Any]:
         return dict(self._encoder)
 
     @property
-    def vectors(self) -> FaissVectorIndex | NumpyVectorIndex | ExternalVectors:
-        """The vector index (rows are its ids)."""
+    def vectors(self) -> VectorBackend:
+        """The vector backend (rows are its ids)."""
         return self._vectors
 
     def __len__(self) -> int:
@@ -219,10 +207,7 @@ class LandmarkStore:
         # Vectors first, under the rows the tables will assign: a store that fails
         # leaves the tables (and a replaced document) as they were.
         rows = np.arange(self._tables.next_row(), self._tables.next_row() + len(landmarks), dtype=np.int64)
-        if isinstance(self._vectors, ExternalVectors):
-            self._vectors.add(rows, x, doc.doc_id)
-        else:
-            self._vectors.add(rows, x)
+        self._vectors.add(rows, x, doc.doc_id)
         try:
             if self._tables.has_document(doc.doc_id):
                 self.delete_document(doc.doc_id)
@@ -319,9 +304,8 @@ class LandmarkStore:
             (``-1`` / ``-inf`` padding).
         """
         allowed = None if doc_ids is None else self.rows_for_documents(doc_ids)
-        if isinstance(self._vectors, ExternalVectors):  # filtered by document in the engine
-            return self._vectors.search(queries, k, allowed, doc_ids=doc_ids, below=self._tables.next_row())
-        return self._vectors.search(queries, k, allowed_ids=allowed)
+        # An engine filters by document itself and may hold rows these tables do not know yet.
+        return self._vectors.search(queries, k, allowed, doc_ids=doc_ids, below=self._tables.next_row())
 
     def lexical(self, progress: Callable[[int], None] | None = None) -> LexicalIndex:
         """The BM25 index over every landmark sentence, built now if stale.
@@ -371,22 +355,16 @@ class LandmarkStore:
 
         def write_files(tmp: Path) -> dict[str, Any]:
             self._tables.backup_to(tmp / TABLES_FILE)
-            if isinstance(self._vectors, ExternalVectors):
-                self._vectors.write(tmp)
-            else:
-                self._vectors.save(tmp)
+            self._vectors.save(tmp)
             if lex is not None:
                 lex.save(tmp)
             return {}
 
-        store = self.store.to_manifest()
-        if isinstance(self._vectors, ExternalVectors):
-            store["engine"] = self._vectors.engine.describe()
+        entries = manifest_entries(self._vectors)
         extra = {
             "encoder": self._encoder,
-            "index": {"backend": store["kind"], "kind": self.kind, **self._factory(), "dim": self.dim,
-                      "metric": "inner_product", **self._engine()},
-            "store": store,
+            "index": entries["index"],
+            "store": entries["store"],
             "counts": counts,
             "next_row": self._tables.next_row(),
             "lexical": {"method": "bm25", "saved": lex is not None,
@@ -395,8 +373,7 @@ class LandmarkStore:
         manifest = write_index_dir(path, write_files, extra)
         if lex is not None:
             lex.adopt_saved(path)
-        if isinstance(self._vectors, ExternalVectors):
-            self._vectors.saved(self._tables.next_row())
+        self._vectors.saved(self._tables.next_row())
         return manifest
 
     @classmethod
@@ -432,14 +409,9 @@ class LandmarkStore:
         manifest = read_manifest(path, verify=verify, required=(TABLES_FILE,))
         if expected_encoder is not None:
             check_encoder(manifest, expected_encoder)
-        spec = StoreSpec.from_manifest(manifest.get("store"), store_url, index_dir=path)
         tables = DocumentTables.open(path / TABLES_FILE)
-        vectors: FaissVectorIndex | NumpyVectorIndex | ExternalVectors
         try:
-            if spec.external:
-                vectors = open_vectors(spec, manifest, path)
-            else:
-                vectors = load_local_vectors(path, mmap=mmap, use_gpu=use_gpu)
+            vectors = load_backend(path, manifest, store_url=store_url, mmap=mmap, use_gpu=use_gpu)
         except BaseException:
             tables.close()
             raise
@@ -448,8 +420,7 @@ class LandmarkStore:
         counts = tables.counts()
         if counts != manifest.get("counts") or len(vectors) != counts["landmarks"]:
             tables.close()
-            if isinstance(vectors, ExternalVectors):
-                vectors.close()
+            vectors.close()
             raise IndexCorruptError(
                 f"index at '{path}/' is inconsistent: manifest counts {manifest.get('counts')}, "
                 f"tables {counts}, vectors {len(vectors)}; rebuild it"
@@ -462,7 +433,6 @@ class LandmarkStore:
         return cls(tables, vectors, manifest.get("encoder") or {}, lexical, settings)
 
     def close(self) -> None:
-        """Closes the SQLite connection (and the external store's connection)."""
+        """Closes the SQLite connection and the vector backend (its connection, its work files)."""
         self._tables.close()
-        if isinstance(self._vectors, ExternalVectors):
-            self._vectors.close()
+        self._vectors.close()

@@ -24,13 +24,16 @@ FAISS); any number of readers.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from hybridctx.errors import IndexCorruptError, IndexStoreError, InputError
+from hybridctx.indexers.vectors.backend import METRIC
 from hybridctx.indexers.vectors.faiss_index import _normalise, _top_k
+from hybridctx.indexers.vectors.store_registry import StoreSpec, connect_store, redact_url
 
 __all__ = ["ExternalVectors", "PENDING_FILE"]
 
@@ -42,20 +45,24 @@ EXACT_FILTER_MAX = 40_000
 
 
 class ExternalVectors:
-    """A :class:`~hybridctx.indexers.vectors.store_protocol.VectorStore` over an external engine.
+    """The :class:`~hybridctx.indexers.vectors.backend.VectorBackend` of every external engine.
+
+    Build with :meth:`create` (a new index) or :meth:`load` (a saved one).
 
     Args:
-        engine: an :class:`~hybridctx.indexers.vectors.store_protocol.ExternalStore`.
+        engine: a :class:`~hybridctx.indexers.vectors.store_protocol.VectorEngine`
+            (pgvector, Qdrant or a plug-in).
         spec: the :class:`~hybridctx.indexers.vectors.store_registry.StoreSpec` it was opened with.
         live: vectors the tables expect (their landmark count).
         next_row: the saved directory's ``next_row`` (0 for a new index).
         pending: ``(m,) int64`` removals the saved directory listed as not yet deleted.
     """
 
-    def __init__(self, engine: Any, spec: Any, *, live: int = 0, next_row: int = 0,
+    def __init__(self, engine: Any, spec: StoreSpec, *, live: int = 0, next_row: int = 0,
                  pending: np.ndarray | None = None) -> None:
         self.engine = engine
         self.spec = spec
+        self._closed = False
         self._live = int(live)
         self._next_row = int(next_row)
         self._pending = np.empty(0, np.int64) if pending is None else np.asarray(pending, np.int64)
@@ -83,6 +90,11 @@ class ExternalVectors:
 
     def __repr__(self) -> str:
         return f"ExternalVectors({self.engine!r}, n={self._live})"
+
+    def describe(self) -> dict[str, Any]:
+        """See :meth:`VectorBackend.describe`: the location without secrets, the engine's own facts."""
+        return {"backend": self.spec.kind, "kind": self.kind, "dim": self.dim, "count": self._live,
+                "metric": METRIC, "location": redact_url(self.spec.url), "engine_info": self.engine.describe()}
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Inserts one document's vectors in one engine transaction (nothing on error)."""
@@ -113,15 +125,8 @@ class ExternalVectors:
         self._live -= len(ids)
         return int(len(ids))
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        allowed_ids: np.ndarray | None = None,
-        *,
-        doc_ids: Sequence[str] | None = None,
-        below: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+               doc_ids: Sequence[str] | None = None, below: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` by inner product, filtered by document in the engine.
 
         Args:
@@ -139,7 +144,8 @@ class ExternalVectors:
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         if exact and getattr(self.engine, "exclusive", False) and allowed_ids is not None:
             # An in-process engine (Qdrant local mode) filters point by point in Python;
-            # the documents' rows are known, so rank their vectors here (800 ms -> 3 ms at 50k).
+            # the documents' rows are known, so rank their vectors here (far faster:
+            # docs/benchmarks.md, "Vector backend internals").
             allowed = np.asarray(allowed_ids, dtype=np.int64)
             return _top_k(q @ self.engine.fetch(allowed).T, allowed, k)
         exclude = self._exclusions()
@@ -175,9 +181,9 @@ class ExternalVectors:
         """``(m,) int64`` saved rows removed (this session's, and a failed cleanup's), for the next save."""
         return self._exclusions()
 
-    def write(self, directory: Path) -> list[str]:
-        """Writes ``store_pending.npy`` into the directory being saved."""
-        np.save(directory / PENDING_FILE, np.ascontiguousarray(self.pending_removals(), np.int64),
+    def save(self, path: str | os.PathLike[str]) -> list[str]:
+        """Writes ``store_pending.npy`` into the directory being saved (the vectors are in the engine)."""
+        np.save(Path(path) / PENDING_FILE, np.ascontiguousarray(self.pending_removals(), np.int64),
                 allow_pickle=False)
         return [PENDING_FILE]
 
@@ -221,24 +227,50 @@ class ExternalVectors:
         return pending
 
     def close(self) -> None:
-        self.engine.close()
+        """Closes the engine's connection (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.engine.close()
+
+    def drop(self) -> None:
+        """Deletes the engine's table or collection and everything in it."""
+        self.engine.drop()
+
+    # -- lifecycle ------------------------------------------------------
+    @classmethod
+    def create(cls, spec: StoreSpec, dim: int) -> ExternalVectors:
+        """Empty vectors for a new index in the engine ``spec`` names (table/collection created)."""
+        return cls(connect_store(spec, dim, create=True), spec)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, spec: StoreSpec | None = None,
+             manifest: Mapping[str, Any] | None = None, store_url: str | None = None,
+             **_: Any) -> ExternalVectors:
+        """Reconnects the vectors of the saved index directory ``path`` (its table/collection must exist).
+
+        Args:
+            path: the index directory.
+            spec: where the engine is (default: from the manifest, trust-checked, see
+                :meth:`StoreSpec.from_manifest`).
+            manifest: the directory's manifest, already read and checked (default: read it).
+            store_url: overrides the manifest's location when ``spec`` is not given.
+        """
+        directory = Path(path)
+        if manifest is None:
+            from hybridctx.indexers.persistence import read_manifest
+
+            manifest = read_manifest(directory, verify=False)
+        if spec is None:
+            spec = StoreSpec.from_manifest(manifest.get("store"), store_url, index_dir=directory)
+        try:
+            dim = int(manifest["index"]["dim"])
+            live, next_row = int(manifest["counts"]["landmarks"]), int(manifest["next_row"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexCorruptError(f"manifest of index '{directory}/' lacks {exc}; rebuild it") from exc
+        engine = connect_store(spec, dim, create=False)
+        return cls(engine, spec, live=live, next_row=next_row, pending=cls.read_pending(directory))
 
 
-def create_vectors(spec: Any, dim: int) -> ExternalVectors:
-    """Empty vectors for a new index in the engine ``spec`` names (table/collection created)."""
-    from hybridctx.indexers.vectors.store_registry import connect_store
-
-    return ExternalVectors(connect_store(spec, dim, create=True), spec)
-
-
-def open_vectors(spec: Any, manifest: dict[str, Any], directory: Path) -> ExternalVectors:
-    """Reconnects the vectors of a saved index directory (its table/collection must exist)."""
-    from hybridctx.indexers.vectors.store_registry import connect_store
-
-    try:
-        dim = int(manifest["index"]["dim"])
-        live, next_row = int(manifest["counts"]["landmarks"]), int(manifest["next_row"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IndexCorruptError(f"manifest of index '{directory}/' lacks {exc}; rebuild it") from exc
-    engine = connect_store(spec, dim, create=False)
-    return ExternalVectors(engine, spec, live=live, next_row=next_row, pending=ExternalVectors.read_pending(directory))
+def create_vectors(spec: StoreSpec, dim: int) -> ExternalVectors:
+    """:meth:`ExternalVectors.create` (the name benchmarks use)."""
+    return ExternalVectors.create(spec, dim)

@@ -5,11 +5,13 @@ index kind is a FAISS factory string: ``"Flat"`` (exact), ``"HNSW32"`` or
 ``"IVF256,PQ16"`` for large corpora, or ``"auto"`` (what indexing asks for by
 default): exact ``Flat`` while the index is small, rebuilt as ``HNSW32`` from
 the exact copy once it holds :attr:`FaissVectorIndex.auto_hnsw_min` vectors
-on a CPU (``benchmarks/hnsw_depth.py`` on 44k L-Eval landmark vectors, one
-thread, top 100: Flat 2.3 ms a query against HNSW 0.24 ms; at 20k, 0.87 ms
-against 0.21 ms; the HNSW build takes ~4 s for 44k). With a GPU, ``auto`` stays ``Flat``: an exact scan on the
-GPU is faster still. FAISS ids are the landmark
-rows. Beside the FAISS index an exact float32 copy of every vector is kept
+on a CPU, the size from which a graph search is several times faster than a
+full scan (measured with ``benchmarks/hnsw_depth.py``: docs/benchmarks.md,
+"Query latency"). With a GPU, ``auto`` stays ``Flat``: an exact scan on the
+GPU is faster still. FAISS ids are the landmark rows. Kinds ending in
+``,OnDisk`` are :class:`~hybridctx.indexers.vectors.ondisk_ivf.OnDiskIVFIndex`,
+chosen by :mod:`~hybridctx.indexers.vectors.factory`; this class refuses them.
+Beside the FAISS index an exact float32 copy of every vector is kept
 (:class:`VectorBuffer`, saved as ``vectors.npy``); it makes these simple and
 exact:
 
@@ -21,9 +23,9 @@ exact:
   lexical scores after fusion);
 * searches restricted to a few documents (``allowed_ids`` up to
   ``exact_filter_max`` ids) are an exact numpy product over just those vectors,
-  faster than a FAISS ``IDSelectorBatch`` scan below ~40k ids (measured: 20k of
-  200k 384-d vectors, numpy 10 ms vs 22 ms) and exact even for HNSW/IVF; larger
-  sets use the selector.
+  faster than a FAISS ``IDSelectorBatch`` scan at those sizes (docs/benchmarks.md,
+  "Vector backend internals") and exact even for HNSW/IVF; larger sets use the
+  selector.
 
 Kinds that need training (IVF, PQ) train on all vectors present at the first
 search or save; too few vectors raise :class:`ConfigError` suggesting
@@ -37,14 +39,16 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError, MissingDependencyError
+from hybridctx.indexers.vectors.backend import local_facts
+from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.vectors.vector_buffer import VectorBuffer
 
-__all__ = ["FaissVectorIndex", "checked_new", "import_faiss"]
+__all__ = ["FaissVectorIndex", "checked_new", "import_faiss", "is_exact_kind", "is_on_disk_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +108,14 @@ def checked_new(buffer: VectorBuffer, ids: np.ndarray, vectors: np.ndarray, dim:
     return ids, x
 
 
-def _is_exact(kind: str) -> bool:
+def is_exact_kind(kind: str) -> bool:
+    """Whether ``kind`` is an exact scan (``Flat``): what the numpy fallback can stand in for."""
     return kind.replace(" ", "") in ("Flat", "IDMap,Flat", "IDMap2,Flat")
+
+
+def is_on_disk_kind(kind: str) -> bool:
+    """Whether ``kind`` asks for on-disk storage (its last component is ``OnDisk``, see :mod:`ondisk_ivf`)."""
+    return kind.replace(" ", "").split(",")[-1].lower() == "ondisk"
 
 
 def _pad(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +126,9 @@ def _pad(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _few_threads(faiss: Any, n_queries: int) -> Iterator[None]:
     """One OpenMP thread for a handful of queries, then the previous setting.
 
-    Why: FAISS splits even a single query over its threads; on 2 cores a
-    one-query Flat search over 44k vectors took 4 ms with one thread and 7 ms
-    with two (16 ms when other processes were busy), as the threads wait on
-    each other.
+    Why: FAISS splits even a single query over its threads, which then wait on
+    each other: one thread answers a lone query faster (docs/benchmarks.md,
+    "Vector backend internals").
     """
     if n_queries > _FEW_QUERIES:
         yield
@@ -150,7 +159,7 @@ def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 
 class FaissVectorIndex:
-    """A :class:`~hybridctx.indexers.vectors.protocol.VectorIndex` backed by FAISS.
+    """A :class:`~hybridctx.indexers.vectors.backend.VectorBackend` backed by FAISS, kept in the index directory.
 
     Args:
         dim: vector dimension.
@@ -170,15 +179,8 @@ class FaissVectorIndex:
 
     exact_filter_max = 40_000
     auto_hnsw_min = 20_000  # "auto" turns HNSW at this many vectors, back to Flat below half of it
-
-    def __new__(cls, dim: int = 0, kind: str = "Flat", **options: Any) -> FaissVectorIndex:
-        # Why: kinds ending in ",OnDisk" keep lists and vectors on disk
-        # (indexers/vectors/ondisk_ivf.py); stores build every kind through this class.
-        if cls is FaissVectorIndex and isinstance(kind, str) and kind.replace(" ", "").lower().endswith(",ondisk"):
-            from hybridctx.indexers.vectors.ondisk_ivf import OnDiskIVFIndex
-
-            cls = OnDiskIVFIndex
-        return super().__new__(cls)
+    #: Whether this class keeps its lists on disk (kinds ending in ``,OnDisk``).
+    on_disk = False
 
     def __init__(
         self,
@@ -193,13 +195,16 @@ class FaissVectorIndex:
         faiss = import_faiss()
         if dim <= 0:
             raise ConfigError(f"vector dimension must be positive, got {dim}")
+        if not self.on_disk and is_on_disk_kind(kind):
+            raise ConfigError(f"index kind {kind!r} keeps its vectors on disk: build it with "
+                              "hybridctx.indexers.vectors.factory.create_backend (or OnDiskIVFIndex)")
         if rerank < 1:
             raise ConfigError(f"rerank must be >= 1, got {rerank}")
         self._dim = int(dim)
         self._kind = kind.strip()
         self._factory = _AUTO_SMALL if self._kind == AUTO_KIND else self._kind
         self._rerank = int(rerank)
-        self._exact = _is_exact(self._factory)
+        self._exact = is_exact_kind(self._factory)
         self._buffer = VectorBuffer(self._dim)
         self._index = self._empty_index(faiss)
         self._configure(nprobe, ef_search)
@@ -258,6 +263,15 @@ class FaissVectorIndex:
         """The FAISS factory string the index is built with now (what ``"auto"`` chose)."""
         return self._factory
 
+    @property
+    def spec(self) -> StoreSpec:
+        """``StoreSpec()``: the vectors live in the index directory."""
+        return StoreSpec()
+
+    def describe(self) -> dict[str, Any]:
+        """See :meth:`VectorBackend.describe`; ``factory`` when ``auto`` chose another kind."""
+        return local_facts(self)
+
     def __len__(self) -> int:
         return len(self._buffer)
 
@@ -273,12 +287,13 @@ class FaissVectorIndex:
         """Exact stored vectors of ``ids``: ``(m, dim) float32``, L2-normalised."""
         return self._buffer.get(np.asarray(ids, dtype=np.int64))
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Adds vectors under new ids.
 
         Args:
             ids: ``(n,) int64``, unique, >= 0, not present yet.
             vectors: ``(n, dim) float32``; normalised here to unit length.
+            doc_id: not stored (the tables know each row's document).
 
         Raises:
             InputError: shapes disagree, ids repeat, are negative or already present.
@@ -354,7 +369,7 @@ class FaissVectorIndex:
             wanted = self._auto_factory()
             if wanted != self._factory:
                 logger.info("index of %d vectors: rebuilding as %s (kind auto)", len(self._buffer), wanted)
-                self._factory, self._exact = wanted, _is_exact(wanted)
+                self._factory, self._exact = wanted, is_exact_kind(wanted)
                 self._rebuild()
                 return
         if not self._index.is_trained:
@@ -418,15 +433,16 @@ class FaissVectorIndex:
         return self._gpu
 
     # -- search ---------------------------------------------------------
-    def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+               doc_ids: Sequence[str] | None = None, below: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` vectors by inner product (cosine: everything is unit length).
 
         Args:
             queries: ``(q, dim) float32`` (a single ``(dim,)`` query is accepted).
             k: results per query, >= 1.
             allowed_ids: ``(m,) int64``; when given only these ids are returned.
+            doc_ids, below: unused: ``allowed_ids`` already restricts by document,
+                and this index holds only its own tables' rows.
 
         Returns:
             ``scores`` ``(q, k) float32`` descending (exact inner products) and
@@ -474,10 +490,9 @@ class FaissVectorIndex:
     def _params(self, faiss: Any, selector: Any, depth: int) -> Any:
         """Search parameters: the selector (or ``None``), and for HNSW a search depth of
         at least ``depth`` (``rerank * k / 2``, twice the results for the default
-        rerank 4). ``benchmarks/hnsw_depth.py`` on 300 L-Eval questions over 44k
-        landmarks, top 100: depth 64 kept 0.872 of the exact top 100 (whole-corpus
-        evidence recall at 2k tokens 0.147 vs Flat's 0.152), depth 200 kept 0.949
-        (0.152, as Flat) at 0.23 ms a query, depth 400 0.979 at 0.42 ms."""
+        rerank 4): the depth at which HNSW keeps nearly all of the exact top ``k``
+        and the evidence recall of ``Flat`` (the depth table of docs/benchmarks.md,
+        "Query latency", from ``benchmarks/hnsw_depth.py``)."""
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
             return faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))
@@ -524,9 +539,16 @@ class FaissVectorIndex:
                 "faiss_version": getattr(import_faiss(), "__version__", "unknown"), **extra}
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
+    def saved(self, next_row: int) -> None:
+        """Nothing to finish: the files :meth:`save` wrote are the whole index."""
+
+    def close(self) -> None:
+        """Drops the GPU copy; the vectors stay in memory until the index is collected. Idempotent."""
+        self._gpu = None
+
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, mmap: bool = False, use_gpu: bool | None = None
+        cls, path: str | os.PathLike[str], *, mmap: bool = False, use_gpu: bool | None = None, **_: Any
     ) -> FaissVectorIndex:
         """Reads an index written by :meth:`save`.
 
@@ -537,11 +559,8 @@ class FaissVectorIndex:
 
         Raises:
             IndexCorruptError: a file is unreadable or the files disagree.
+            ConfigError: the files were written by the on-disk IVF (open them with the factory).
         """
-        from hybridctx.indexers.vectors.ondisk_ivf import OnDiskIVFIndex, saved_on_disk
-
-        if cls is FaissVectorIndex and saved_on_disk(path):
-            return OnDiskIVFIndex.load(path, mmap=mmap, use_gpu=use_gpu)
         faiss = import_faiss()
         path = Path(path)
         meta, ids, x, index = cls._read_saved(path, mmap=mmap)
@@ -585,6 +604,12 @@ class FaissVectorIndex:
                 raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
             meta["dim"], meta["kind"] = int(meta["dim"]), str(meta["kind"])
             meta["rerank"] = int(meta.get("rerank", 4))
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise IndexCorruptError(f"vector files in '{path}' are unreadable: {exc}") from exc
+        if bool(meta.get("on_disk")) != cls.on_disk:
+            raise ConfigError(f"the vectors in '{path}' were saved {'without' if cls.on_disk else 'with'} on-disk "
+                              "lists; open them with hybridctx.indexers.vectors.factory.load_backend")
+        try:
             ids = np.load(path / IDS_FILE, allow_pickle=False)
             x = np.load(path / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
             index = cls._read_index(path)
@@ -601,7 +626,7 @@ class FaissVectorIndex:
         self = cls.__new__(cls)
         self._dim, self._kind, self._rerank = meta["dim"], meta["kind"], int(meta.get("rerank", 4))
         self._factory = str(meta.get("factory", self._kind))
-        self._exact = _is_exact(self._factory)
+        self._exact = is_exact_kind(self._factory)
         self._index, self._pending, self._gpu, self._use_gpu = index, [], None, use_gpu
         self._tombstones = np.empty(0, dtype=np.int64)
         return self

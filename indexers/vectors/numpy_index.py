@@ -2,9 +2,8 @@
 
 Why: ``pip install hybridctx`` without an extra must index and retrieve. Exact
 search over unit vectors is one matrix product, which numpy does well enough
-up to a few hundred thousand landmarks (44k x 384 float32, top 100: 5.9 ms a
-query, median of 50, one thread on a loaded 2-core machine; FAISS ``Flat`` took
-2.3 ms and HNSW 0.24 ms there, see faiss_index.py). The files are the FAISS index's own, less
+up to a few hundred thousand landmarks (a few times slower than FAISS ``Flat``:
+docs/benchmarks.md, "Vector backend internals"). The files are the FAISS index's own, less
 ``vectors.faiss``: ``vectors.npy`` (the exact vectors FAISS keeps beside its
 index too), ``vector_ids.npy`` and ``vectors.json`` with ``"engine": "numpy"``.
 So an index written with FAISS opens here (its exact copy is searched, every
@@ -18,12 +17,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from hybridctx.errors import IndexCorruptError, InputError
+from hybridctx.indexers.vectors.backend import local_facts
 from hybridctx.indexers.vectors.faiss_index import IDS_FILE, META_FILE, VECTORS_FILE, _normalise, _pad, _top_k, checked_new
+from hybridctx.indexers.vectors.store_registry import StoreSpec
 from hybridctx.indexers.vectors.vector_buffer import VectorBuffer
 
 __all__ = ["ENGINE", "NumpyVectorIndex", "read_vector_files"]
@@ -35,7 +36,7 @@ _QUERY_BLOCK = 64  # queries scored per matrix product, so a batch's score matri
 
 
 class NumpyVectorIndex:
-    """A :class:`~hybridctx.indexers.vectors.protocol.VectorIndex` that searches exactly with numpy.
+    """A :class:`~hybridctx.indexers.vectors.backend.VectorBackend` that searches exactly with numpy.
 
     Args:
         dim: vector dimension.
@@ -68,6 +69,15 @@ class NumpyVectorIndex:
         """What searches here: always the exact scan (FAISS ``Flat``)."""
         return "Flat"
 
+    @property
+    def spec(self) -> StoreSpec:
+        """``StoreSpec()``: the vectors live in the index directory."""
+        return StoreSpec()
+
+    def describe(self) -> dict[str, Any]:
+        """See :meth:`VectorBackend.describe`; ``engine`` is ``"numpy"`` (what the manifest has recorded)."""
+        return local_facts(self, {"engine": ENGINE})
+
     def __len__(self) -> int:
         return len(self._buffer)
 
@@ -82,7 +92,7 @@ class NumpyVectorIndex:
         """Exact stored vectors of ``ids``: ``(m, dim) float32``, L2-normalised."""
         return self._buffer.get(np.asarray(ids, dtype=np.int64))
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Adds vectors under new ids (as :meth:`FaissVectorIndex.add`).
 
         Raises:
@@ -96,10 +106,9 @@ class NumpyVectorIndex:
         """Removes ``ids`` ``(m,) int64``; unknown ids are ignored. Returns how many were removed."""
         return int(len(self._buffer.remove(np.asarray(ids, dtype=np.int64).reshape(-1))))
 
-    def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` by exact inner product, as :meth:`FaissVectorIndex.search`.
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, *,
+               doc_ids: Sequence[str] | None = None, below: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` by exact inner product, as :meth:`FaissVectorIndex.search` (``doc_ids``, ``below`` unused).
 
         Returns:
             ``scores`` ``(q, k) float32`` descending and ``ids`` ``(q, k) int64``,
@@ -133,6 +142,12 @@ class NumpyVectorIndex:
                 "metric": "inner_product", "rerank": self._rerank, "count": int(len(ids))}
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return [VECTORS_FILE, IDS_FILE, META_FILE]
+
+    def saved(self, next_row: int) -> None:
+        """Nothing to finish: the files :meth:`save` wrote are the whole index."""
+
+    def close(self) -> None:
+        """Nothing to release (the vectors are memory or a read-only map). Idempotent."""
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False, **_: Any) -> NumpyVectorIndex:

@@ -43,7 +43,7 @@ import numpy as np
 
 from hybridctx.errors import ConfigError, IndexCorruptError
 from hybridctx.indexers.vectors.disk_vectors import DiskVectorBuffer
-from hybridctx.indexers.workdirs import work_dir
+from hybridctx.indexers.workdirs import WorkDir, work_dir
 from hybridctx.indexers.vectors.faiss_index import (
     IDS_FILE,
     INDEX_FILE,
@@ -51,6 +51,7 @@ from hybridctx.indexers.vectors.faiss_index import (
     VECTORS_FILE,
     FaissVectorIndex,
     import_faiss,
+    is_on_disk_kind,
 )
 
 __all__ = ["IVFDATA_FILE", "ON_DISK", "OnDiskIVFIndex", "base_kind", "is_on_disk_kind", "on_disk_kind", "saved_on_disk"]
@@ -61,14 +62,10 @@ ON_DISK = "OnDisk"
 IVFDATA_FILE = "vectors.ivfdata"
 _WORK_LISTS = "lists.ivfdata"
 _ADD_ROWS = 16_384  # vectors per FAISS add while filling (25 MB at 384-d)
-# FAISS starts 32 threads per search to page the probed lists in ahead of the scan:
-# 0.8 ms of a 1.0 ms query over 16k vectors (pages cached); the scan faults them in anyway.
+# FAISS starts 32 threads per search to page the probed lists in ahead of the scan, most of
+# a query's time when the pages are cached (docs/benchmarks.md, "Vector backend internals");
+# the scan faults them in anyway.
 _PREFETCH_THREADS = 0
-
-
-def is_on_disk_kind(kind: str) -> bool:
-    """Whether ``kind`` asks for on-disk storage (its last component is ``OnDisk``)."""
-    return kind.replace(" ", "").split(",")[-1].lower() == ON_DISK.lower()
 
 
 def base_kind(kind: str) -> str:
@@ -112,7 +109,8 @@ def _faiss_stdout_to_stderr() -> Iterator[None]:
 class OnDiskIVFIndex(FaissVectorIndex):
     """A :class:`FaissVectorIndex` for ``"IVF...,OnDisk"`` kinds (see the module docstring).
 
-    Built through ``FaissVectorIndex(dim, "IVF1024,PQ32,OnDisk")`` as well.
+    :func:`~hybridctx.indexers.vectors.factory.create_backend` builds it for those kinds
+    (``FaissVectorIndex`` refuses them), and opens the directories it saved.
 
     Args:
         dim: vector dimension.
@@ -125,6 +123,8 @@ class OnDiskIVFIndex(FaissVectorIndex):
     Raises:
         ConfigError: not an IVF kind, or ``use_gpu=True``.
     """
+
+    on_disk = True
 
     def __init__(
         self,
@@ -142,6 +142,7 @@ class OnDiskIVFIndex(FaissVectorIndex):
         super().__init__(dim, on_disk_kind(kind), nprobe=nprobe, ef_search=ef_search, rerank=rerank, use_gpu=False)
         self._train_size = train_size
         self._workdir: Path | None = None
+        self._work_handle: WorkDir | None = None
         self._buffer = DiskVectorBuffer(dim, self._work())  # type: ignore[assignment]
         _log_cpu_search(self._kind)
 
@@ -167,7 +168,7 @@ class OnDiskIVFIndex(FaissVectorIndex):
         if self._workdir is None:
             work = work_dir("ondisk")
             work.bind(self)
-            self._workdir = work.path
+            self._workdir, self._work_handle = work.path, work
         return self._workdir
 
     def _ivf(self) -> Any:
@@ -220,10 +221,10 @@ class OnDiskIVFIndex(FaissVectorIndex):
             for ids, x in self._buffer.chunks(_ADD_ROWS):  # type: ignore[attr-defined]
                 self._index.add_with_ids(x, ids)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         self._writable_lists()
         with _faiss_stdout_to_stderr():
-            super().add(ids, vectors)
+            super().add(ids, vectors, doc_id)
 
     def remove(self, ids: np.ndarray) -> int:
         self._writable_lists()
@@ -268,9 +269,21 @@ class OnDiskIVFIndex(FaissVectorIndex):
         self._write_ids_and_meta(path, self._buffer.live()[0], on_disk=True, train_size=self._train_size)
         return written + [VECTORS_FILE, IDS_FILE, META_FILE]
 
+    def close(self) -> None:
+        """Removes the work files (copies of the lists and vectors being changed). Idempotent.
+
+        The FAISS index is dropped first, so nothing maps a removed file; a closed index
+        is not used again.
+        """
+        if self._work_handle is None:
+            return
+        self._index, self._gpu = None, None
+        self._work_handle.remove()
+        self._work_handle = None
+
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, mmap: bool = True, use_gpu: bool | None = None
+        cls, path: str | os.PathLike[str], *, mmap: bool = True, use_gpu: bool | None = None, **_: Any
     ) -> OnDiskIVFIndex:
         """Opens a saved on-disk index: lists are mapped and vectors read on demand, not loaded.
 
@@ -303,7 +316,7 @@ class OnDiskIVFIndex(FaissVectorIndex):
                 lists.prefetch_nthread = _PREFETCH_THREADS
         self = cls._restored(meta, index, False)
         self._train_size = meta.get("train_size")
-        self._workdir = None
+        self._workdir, self._work_handle = None, None
         self._buffer = DiskVectorBuffer(dim, self._work(), ids, x)  # type: ignore[assignment]
         _log_cpu_search(kind)
         return self

@@ -79,7 +79,7 @@ def local_server_url(pgdata: str | Path) -> str:
 
 
 class PgVectorStore:
-    """An :class:`~hybridctx.indexers.vectors.store_protocol.ExternalStore` in one PostgreSQL table.
+    """A :class:`~hybridctx.indexers.vectors.store_protocol.VectorEngine` in one PostgreSQL table.
 
     Build with :meth:`connect`. One connection (autocommit; writes in explicit
     transactions); open one store per thread or process that should run in parallel.
@@ -187,7 +187,7 @@ class PgVectorStore:
 
         return sql.SQL(text).format(t=sql.Identifier(self._table))
 
-    # -- ExternalStore --------------------------------------------------
+    # -- VectorEngine ---------------------------------------------------
     def count(self) -> int:
         with self._errors("count vectors"):
             return int(self._conn.execute(self._sql("SELECT count(*) FROM {t}")).fetchone()[0])

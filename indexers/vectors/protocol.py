@@ -1,31 +1,14 @@
-"""The protocol of a vector index that saves itself into the index directory.
+"""``VectorIndex``, the old name of the vector backend protocol (kept importable).
 
-Why: :class:`~hybridctx.indexers.vectors.store_protocol.VectorStore` is all the landmark
-store needs to search; an index kept *inside* the index directory (FAISS, the
-on-disk IVF) must also save and load itself with the directory's atomic save.
-External engines (pgvector, Qdrant) keep their vectors elsewhere and only meet
-``VectorStore``.
+Why: a backend whose files live in the index directory used to meet a protocol
+of its own that added save and load to ``VectorStore``. Every backend now owns
+its whole lifecycle behind :class:`~hybridctx.indexers.vectors.backend.VectorBackend`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Protocol, runtime_checkable
-
-from hybridctx.indexers.vectors.store_protocol import VectorStore
+from hybridctx.indexers.vectors.backend import VectorBackend
 
 __all__ = ["VectorIndex"]
 
-
-@runtime_checkable
-class VectorIndex(VectorStore, Protocol):
-    """A :class:`VectorStore` whose files live in the index directory."""
-
-    def save(self, path: str | os.PathLike[str]) -> list[str]:
-        """Writes the index into directory ``path``; returns the file names written."""
-        ...
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> VectorIndex:
-        """Reads an index written by :meth:`save` from directory ``path``."""
-        ...
+VectorIndex = VectorBackend

@@ -55,7 +55,7 @@ def _client_errors() -> tuple[type[BaseException], ...]:
 
 
 class QdrantStore:
-    """An :class:`~hybridctx.indexers.vectors.store_protocol.ExternalStore` in one Qdrant collection.
+    """A :class:`~hybridctx.indexers.vectors.store_protocol.VectorEngine` in one Qdrant collection.
 
     Build with :meth:`connect`.
     """
@@ -138,7 +138,7 @@ class QdrantStore:
             raise IndexStoreError(f"Qdrant failed to {what} in collection {self._name!r} at "
                                   f"'{self._location}': {exc}".strip()) from exc
 
-    # -- ExternalStore --------------------------------------------------
+    # -- VectorEngine ---------------------------------------------------
     def count(self) -> int:
         with self._errors("count points"):
             return int(self._client.count(self._name, exact=True).count)

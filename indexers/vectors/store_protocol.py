@@ -1,15 +1,19 @@
-"""The vector-store protocols: what the landmark store needs from wherever vectors live.
+"""What an external engine (PostgreSQL + pgvector, Qdrant, a plug-in) must offer.
 
-Why two: :class:`VectorStore` is the small contract the landmark store programs
-against; :class:`FaissVectorIndex` meets it as it is (in memory, saved into the
-index directory). :class:`ExternalStore` is what a database engine (PostgreSQL
-+ pgvector, Qdrant) must offer so that
-:class:`~hybridctx.indexers.vectors.external_vectors.ExternalVectors` can turn it into a
-:class:`VectorStore` whose vectors live outside the index directory while the
-tables and BM25 stay inside it.
+Why: :class:`~hybridctx.indexers.vectors.external_vectors.ExternalVectors` is
+the one :class:`~hybridctx.indexers.vectors.backend.VectorBackend` of every
+engine: it keeps the engine consistent with the index directory that names it
+(adds at once, removals after the save, searches bounded by the saved
+``next_row``). What it needs from an engine is :class:`VectorEngine`: rows
+tagged with their document, deletes, a filtered search. A third-party engine
+implements only this and registers under the entry-point group
+``hybridctx.stores``.
 
 Ids are landmark rows (int64, never reused); vectors are L2-normalised, scores
-are inner products, so every store ranks the same way.
+are inner products, so every engine ranks the same way.
+
+Old names, kept importable: ``ExternalStore`` is :class:`VectorEngine`;
+``VectorStore`` is :class:`~hybridctx.indexers.vectors.backend.VectorBackend`.
 """
 
 from __future__ import annotations
@@ -18,47 +22,23 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ExternalStore", "StoreKind", "VectorStore"]
+from hybridctx.indexers.vectors.backend import VectorBackend
 
-#: The built-in stores: ``faiss`` keeps vectors in the index directory, the others in an engine.
-StoreKind = Literal["faiss", "pgvector", "qdrant"]
+__all__ = ["BackendName", "ExternalStore", "StoreKind", "VectorEngine", "VectorStore"]
 
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """Inner-product top-k over unit vectors keyed by int64 ids (FAISS meets it)."""
-
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        ...
-
-    def __len__(self) -> int:
-        """Number of live vectors."""
-        ...
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Adds new ids ``(n,) int64`` with ``vectors`` ``(n, dim) float32``; all or nothing."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Removes ``ids`` ``(m,) int64``; returns how many were present."""
-        ...
-
-    def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``scores`` ``(q, k) float32`` descending and ``ids`` ``(q, k) int64``, padded with -inf / -1."""
-        ...
+#: The built-in backends (``--store``): ``faiss`` keeps vectors in the index directory, the others in an engine.
+BackendName = Literal["faiss", "pgvector", "qdrant"]
+StoreKind = BackendName
+VectorStore = VectorBackend
 
 
 @runtime_checkable
-class ExternalStore(Protocol):
+class VectorEngine(Protocol):
     """A database engine holding one vector per landmark row, tagged with its document.
 
     Implementations: :class:`~hybridctx.indexers.vectors.pgvector_store.PgVectorStore`,
     :class:`~hybridctx.indexers.vectors.qdrant_store.QdrantStore`. Third-party engines
-    register a factory ``(spec, dim, create) -> ExternalStore`` under the entry-point
+    register a factory ``(spec, dim, create) -> VectorEngine`` under the entry-point
     group ``hybridctx.stores``.
 
     Optional: ``finish_bulk_load() -> None``, called after each save, builds what
@@ -128,3 +108,6 @@ class ExternalStore(Protocol):
     def drop(self) -> None:
         """Deletes the table or collection and everything in it."""
         ...
+
+
+ExternalStore = VectorEngine

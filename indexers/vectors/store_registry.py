@@ -142,7 +142,8 @@ class StoreSpec:
             if is_local_location(recorded) and not tag_matches(entry):
                 raise UntrustedStoreError(
                     f"index '{index_dir}' keeps its vectors in a local {kind} directory '{recorded}' that "
-                    f"hybridctx did not write for this user; opening it could run code from it ({_RISK.get(kind, 'a local store')}) "
+                    f"hybridctx did not write for this user; opening it could run code from it "
+                    f"({_RISK.get(kind, 'a local store')}) "
                     f"- if you trust where the index came from, name the store yourself: --store-url {recorded}")
         options = entry.get("options") or {}
         if not isinstance(options, Mapping):
@@ -195,7 +196,7 @@ def connect_store(spec: StoreSpec, dim: int, *, create: bool) -> Any:
         create: create the table/collection if missing (else it must exist).
 
     Returns:
-        An :class:`~hybridctx.indexers.vectors.store_protocol.ExternalStore`.
+        A :class:`~hybridctx.indexers.vectors.store_protocol.VectorEngine`.
 
     Raises:
         MissingDependencyError: the store's client package is not installed.

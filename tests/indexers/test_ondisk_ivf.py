@@ -10,7 +10,8 @@ import pytest
 
 from hybridctx.datatypes import Document, Landmark
 from hybridctx.errors import ConfigError
-from hybridctx.indexers import FaissVectorIndex, LandmarkStore, read_manifest
+from hybridctx.indexers import FaissVectorIndex, LandmarkStore, create_backend, read_manifest
+from hybridctx.indexers.vectors.local_vectors import load_local_vectors
 from hybridctx.indexers.vectors.ondisk_ivf import IVFDATA_FILE, OnDiskIVFIndex, base_kind, on_disk_kind
 
 pytestmark = pytest.mark.slow
@@ -42,25 +43,36 @@ def test_kind_strings() -> None:
     assert on_disk_kind(None) == "IVF1024,PQ32,OnDisk"
     assert on_disk_kind("IVF64,PQ8") == "IVF64,PQ8,OnDisk" == on_disk_kind("IVF64,PQ8,OnDisk")
     assert base_kind("IVF64,PQ8,OnDisk") == "IVF64,PQ8"
-    index = FaissVectorIndex(DIM, KIND)
-    assert isinstance(index, OnDiskIVFIndex) and index.kind == KIND
+    index = create_backend(None, DIM, KIND)  # the factory chooses the class; no class swaps itself
+    assert type(index) is OnDiskIVFIndex and index.kind == KIND
+    with pytest.raises(ConfigError, match="keeps its vectors on disk"):
+        FaissVectorIndex(DIM, KIND)
+
+
+def test_the_plain_class_refuses_an_on_disk_directory(tmp_path: Path) -> None:
+    index = OnDiskIVFIndex(DIM, "IVF4,PQ4x4,OnDisk")
+    index.add(np.arange(600), clustered(600, 5))
+    index.save(tmp_path)
+    with pytest.raises(ConfigError, match="load_backend"):
+        FaissVectorIndex.load(tmp_path)
+    assert type(load_local_vectors(tmp_path)) is OnDiskIVFIndex
 
 
 @pytest.mark.parametrize("kind", ["Flat,OnDisk", "HNSW32,OnDisk"])
 def test_non_ivf_kinds_are_refused(kind: str) -> None:
     with pytest.raises(ConfigError, match="needs an IVF kind"):
-        FaissVectorIndex(DIM, kind)
+        create_backend(None, DIM, kind)
 
 
 def test_gpu_is_refused() -> None:
     with pytest.raises(ConfigError, match="CPU"):
-        FaissVectorIndex(DIM, KIND, use_gpu=True)
+        create_backend(None, DIM, KIND, use_gpu=True)
 
 
 def test_recall_vs_flat_and_same_as_in_memory(data: dict[str, np.ndarray]) -> None:
     x, ids, q = data["x"], data["ids"], data["q"]
     flat = FaissVectorIndex(DIM, "Flat")
-    disk = FaissVectorIndex(DIM, KIND)
+    disk = OnDiskIVFIndex(DIM, KIND)
     for lo in range(0, len(ids), 1000):  # several adds, as documents arrive
         flat.add(ids[lo : lo + 1000], x[lo : lo + 1000])
         disk.add(ids[lo : lo + 1000], x[lo : lo + 1000])
@@ -131,23 +143,23 @@ def test_save_load_delete_through_index_directory(data: dict[str, np.ndarray], t
 
 def test_add_after_load_then_save(data: dict[str, np.ndarray], tmp_path: Path) -> None:
     x, ids = data["x"], data["ids"]
-    index = FaissVectorIndex(DIM, KIND)
+    index = OnDiskIVFIndex(DIM, KIND)
     index.add(ids[:4000], x[:4000])
     index.save(tmp_path)
-    loaded = FaissVectorIndex.load(tmp_path)
+    loaded = OnDiskIVFIndex.load(tmp_path)
     loaded.add(ids[4000:], x[4000:])
     assert len(loaded) == len(ids)
     found = loaded.search(x[-3:], 10)[1]  # approximate: each vector among its own top 10
     assert all(i in row for i, row in zip(ids[-3:], found))
     again = tmp_path / "again"
     loaded.save(again)
-    reread = FaissVectorIndex.load(again)
+    reread = OnDiskIVFIndex.load(again)
     np.testing.assert_array_equal(reread.ids(), ids)
     np.testing.assert_array_equal(reread.search(x[-3:], 10)[1], found)
 
 
 def test_too_few_vectors_to_train(tmp_path: Path) -> None:
-    index = FaissVectorIndex(DIM, KIND)
+    index = OnDiskIVFIndex(DIM, KIND)
     index.add(np.arange(10), clustered(10, 3))
     with pytest.raises(ConfigError, match="needs at least"):
         index.save(tmp_path)
@@ -173,12 +185,12 @@ def test_cli_on_disk_keeps_json_stdout_clean(encoder, alice_text: str, tmp_path:
 
 def test_empty_after_deleting_everything(tmp_path: Path) -> None:
     x = clustered(600, 4)
-    index = FaissVectorIndex(DIM, "IVF4,PQ4x4,OnDisk")
+    index = OnDiskIVFIndex(DIM, "IVF4,PQ4x4,OnDisk")
     index.add(np.arange(600), x)
     index.search(x[:1], 3)  # trains and fills the on-disk lists
     assert index.remove(np.arange(600)) == 600
     index.save(tmp_path / "empty")  # no .ivfdata: FAISS cannot map an empty file
-    loaded = FaissVectorIndex.load(tmp_path / "empty")
+    loaded = OnDiskIVFIndex.load(tmp_path / "empty")
     assert len(loaded) == 0 and loaded.search(x[:1], 3)[1].tolist() == [[-1, -1, -1]]
     loaded.add(np.arange(600, 700), x[:100])
     assert loaded.search(x[:1], 3)[1][0, 0] == 600

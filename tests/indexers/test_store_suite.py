@@ -151,12 +151,12 @@ def test_failed_add_leaves_nothing_half_done(spec, tmp_path, monkeypatch) -> Non
     if spec.kind == "faiss":
         from hybridctx.indexers.vectors.faiss_index import FaissVectorIndex
 
-        def boom(self, ids, vectors):
+        def boom(self, ids, vectors, doc_id=""):
             raise RuntimeError("injected failure")
 
         monkeypatch.setattr(FaissVectorIndex, "add", boom)
     else:  # the engine fails on the second batch, after the first was written
-        module = __import__(f"hybridctx.indexers.{spec.kind}_store", fromlist=["_BATCH"])
+        module = __import__(f"hybridctx.indexers.vectors.{spec.kind}_store", fromlist=["_BATCH"])
         cls = module.PgVectorStore if spec.kind == "pgvector" else module.QdrantStore
         monkeypatch.setattr(module, "_BATCH", 2)
         original, calls = cls._write_batch, []
