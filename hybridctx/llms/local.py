@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from hybridctx.embeddings.device import resolve_device
 from hybridctx.errors import ConfigError, ContextLengthError, LLMError, MissingDependencyError
@@ -257,6 +257,11 @@ def smollm2_path() -> Path:
     return path
 
 
+class _Decoding(TypedDict):
+    repetition_penalty: float
+    loop_ngram: int
+
+
 def default_local_llm(
     *,
     device: str = "auto",
@@ -284,7 +289,8 @@ def default_local_llm(
     """
     gguf = smollm2_path()
     name = "SmolLM2-135M-Instruct"
-    decoding = {"repetition_penalty": repetition_penalty, "loop_ngram": loop_ngram}
+    # Typed, so that the model's keyword arguments are checked (a plain dict would widen both to float).
+    decoding = _Decoding(repetition_penalty=repetition_penalty, loop_ngram=loop_ngram)
     if cache is False:
         return LocalTransformersLLM(gguf.parent, gguf_file=gguf.name, device=device, dtype=dtype, name=name,
                                     **decoding)

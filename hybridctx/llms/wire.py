@@ -66,7 +66,7 @@ _TOKEN_PATTERNS = (
 
 
 class _LineReader(Protocol):
-    def readline(self) -> bytes: ...
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 class EventStream:
@@ -152,10 +152,10 @@ def server_text(raw: bytes | str, *, secrets: Iterable[str | None] = (), limit: 
     """
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     window = 64 * 1024  # plenty for the first `limit` characters once folded
-    secrets = [s for s in secrets if s and len(s) >= 8]
+    redact = [s for s in secrets if s is not None and len(s) >= 8]
     if len(text) > window:
         text = text[:window]
-        for secret in secrets:  # a secret cut in two by the window must not show its first half
+        for secret in redact:  # a secret cut in two by the window must not show its first half
             for n in range(len(secret) - 1, 3, -1):
                 if text.endswith(secret[:n]):
                     text = text[:-n]
@@ -164,7 +164,7 @@ def server_text(raw: bytes | str, *, secrets: Iterable[str | None] = (), limit: 
     if html:
         text = _TAG.sub(" ", text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
-    for secret in secrets:
+    for secret in redact:
         text = text.replace(secret, _REDACTED)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
     text = _PROVIDER_KEY.sub(_REDACTED, text)
