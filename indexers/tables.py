@@ -161,8 +161,8 @@ class DocumentTables:
 
         Why temporary rather than ``:memory:``: SQLite keeps a temporary database
         in its page cache and spills to a file beyond it, so indexing a corpus
-        larger than RAM does not hold every document's text in memory (80 MB of
-        text: 19 MB peak RSS instead of 142 MB, 7% slower).
+        larger than RAM does not hold every document's text in memory, at a small
+        cost in speed (docs/benchmarks.md, "Vector backend internals").
         """
         conn = sqlite3.connect(_TEMPORARY if path is None else str(path))
         with conn:
