@@ -53,4 +53,4 @@ check: $(STAMP)
 	HYBRIDCTX_TEST_TIER=check HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m "$(CHECK_MARKERS)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
