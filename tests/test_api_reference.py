@@ -22,6 +22,8 @@ import dataclasses
 import importlib
 import inspect
 import re
+import sys
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -90,7 +92,7 @@ def _resolve(name: str, modules: list[types.ModuleType]) -> Any:
             obj = getattr(module, parts[0])
             break
     else:
-        raise LookupError(name)
+        obj = _loaded(parts[0])
     for part in parts[1:]:
         if not _has_attr(obj, part):
             raise LookupError(name)
@@ -98,12 +100,42 @@ def _resolve(name: str, modules: list[types.ModuleType]) -> Any:
     return obj
 
 
+def _loaded(name: str) -> Any:
+    """A bare name the page uses without importing it (an internal such as ``GrowthRule``): the one
+    object of that name among the loaded ``hybridctx`` modules; LookupError when none or several."""
+    found = {id(v): v for m, mod in sorted(sys.modules.items()) if m.startswith("hybridctx.") and mod is not None
+             for v in [getattr(mod, name, None)] if v is not None and not isinstance(v, types.ModuleType)}
+    if len(found) != 1:
+        raise LookupError(name)
+    return next(iter(found.values()))
+
+
 def _has_attr(obj: Any, name: str) -> bool:
     if hasattr(obj, name):
         return True
-    if isinstance(obj, type) and dataclasses.is_dataclass(obj):
-        return name in {f.name for f in dataclasses.fields(obj)}
+    if isinstance(obj, type):
+        if dataclasses.is_dataclass(obj) and name in {f.name for f in dataclasses.fields(obj)}:
+            return True
+        return name in _instance_attributes(obj)
     return False
+
+
+def _instance_attributes(cls: type) -> set[str]:
+    """What an instance has that its class does not show: annotated names and ``self.x = ...`` targets."""
+    names: set[str] = set()
+    for klass in cls.__mro__[:-1]:
+        names.update(getattr(klass, "__annotations__", {}))
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    names.add(target.attr)
+    return names
 
 
 # -- the code blocks ------------------------------------------------------------------------------
@@ -175,8 +207,15 @@ class _Checker(ast.NodeVisitor):
             signature = inspect.signature(func)
         except (TypeError, ValueError):
             return _UNKNOWN
+        positional = [None] * (extra + len(node.args))
+        keywords = {k.arg: None for k in node.keywords if k.arg}
+        params = signature.parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            # A keyword named like a positional-only parameter goes to **kwargs in a real call.
+            only = {p.name for p in params if p.kind is p.POSITIONAL_ONLY}
+            keywords = {k: v for k, v in keywords.items() if k not in only}
         try:
-            signature.bind(*([None] * (extra + len(node.args))), **{k.arg: None for k in node.keywords if k.arg})
+            signature.bind(*positional, **keywords)
         except TypeError as exc:
             self.problems.append(f"line {node.lineno}: {ast.unparse(node.func)}(...) does not match "
                                  f"{_name(func)}{signature}: {exc}")
@@ -263,7 +302,10 @@ def check_references(text: str) -> list[str]:
     modules = _imported_modules(text)
     problems = []
     prose = _prose(text)
+    groups = set(re.findall(r"\bgroups? `([\w.]+)`", prose))  # entry-point group names, not modules
     for span in _CODE.findall(prose):
+        if span in groups:
+            continue
         if re.fullmatch(r"[\w./-]+\.py", span):
             if not (ROOT / span).is_file():
                 problems.append(f"`{span}`: no such file")
@@ -359,7 +401,7 @@ def test_field_tables_list_exactly_each_dataclass(page: str) -> None:
 
 
 def test_the_settings_dataclasses_have_tables(page: str) -> None:
-    documented = {name for name, _ in field_tables(page)}
+    documented = {name.rsplit(".", 1)[-1] for name, _ in field_tables(page)}
     assert {"EncoderConfig", "RetrievalConfig", "GrowthRule", "PackedContext", "Span"} <= documented
 
 
