@@ -38,7 +38,7 @@ class VectorEngine(Protocol):
 
     Implementations: :class:`~hybridctx.indexers.vectors.pgvector_store.PgVectorStore`,
     :class:`~hybridctx.indexers.vectors.qdrant_store.QdrantStore`. Third-party engines
-    register a factory ``(spec, dim, create) -> VectorEngine`` under the entry-point
+    register a connector ``(spec, dim, *, create) -> VectorEngine`` under the entry-point
     group ``hybridctx.stores``.
 
     Optional: ``finish_bulk_load() -> None``, called after each save, builds what

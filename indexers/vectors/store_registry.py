@@ -1,9 +1,13 @@
-"""Choosing and connecting a vector store by name: ``faiss``, ``pgvector``, ``qdrant``, plug-ins.
+"""The spec of a vector backend (:class:`StoreSpec`), and connecting an external engine by name.
 
-Why a registry: the CLI and the API name a store with a string and a URL, and
-the manifest must record enough to reconnect (``HybridContext.open``) without
-ever writing a secret. Built-ins are imported only when used; third-party
-engines register a factory under the entry-point group ``hybridctx.stores``.
+Why a registry: the CLI and the API name a backend with a string (``--store``:
+``faiss``, ``pgvector``, ``qdrant``, a plug-in) and a URL, and the manifest must
+record enough to reconnect (``HybridContext.open``) without ever writing a
+secret. Built-in engines are imported only when used; third-party engines
+register a connector ``(spec, dim, *, create) -> VectorEngine`` under the
+entry-point group ``hybridctx.stores``. (The public names say "store" for
+"backend": ``StoreSpec``, ``--store``, the manifest's ``store`` entry; see
+docs/architecture.md, "Names".)
 
 Locations (``url``):
 
@@ -49,7 +53,7 @@ _BUILTIN = {
 }
 _EXTRAS = {"pgvector": "pgvector", "qdrant": "qdrant"}
 _SECRET_PARAMS = {"password", "api_key", "apikey", "token", "sslpassword"}
-_factories: dict[str, Callable[..., Any]] = {}
+_engine_connectors: dict[str, Callable[..., Any]] = {}
 _RISK = {"qdrant": "Qdrant's local mode unpickles its points",
          "pgvector": "a PostgreSQL data directory starts a server under its own configuration"}
 
@@ -74,10 +78,11 @@ def _is_url(location: str) -> bool:
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """Which store holds the vectors, and where.
+    """The spec of a vector backend: which backend holds the vectors, and where.
 
     Attributes:
-        kind: ``"faiss"``, ``"pgvector"``, ``"qdrant"`` or a plug-in's name.
+        kind: the backend's name: ``"faiss"`` (in the index directory), ``"pgvector"``,
+            ``"qdrant"`` or a plug-in engine's name (not the index kind, a FAISS string).
         url: a server URL or a local directory (see the module docstring);
             ``None`` only for ``faiss``.
         name: table (pgvector) or collection (qdrant); default ``hybridctx_<random>``.
@@ -170,21 +175,21 @@ def _plugin_names() -> set[str]:
     return {ep.name for ep in entry_points(group="hybridctx.stores")}
 
 
-def _factory(kind: str) -> Callable[..., Any]:
-    if kind not in _factories:
+def _engine_connector(kind: str) -> Callable[..., Any]:
+    if kind not in _engine_connectors:
         if kind in _BUILTIN:
             module, attr = _BUILTIN[kind].split(":")
             obj: Any = importlib.import_module(module)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-            _factories[kind] = obj
+            _engine_connectors[kind] = obj
         else:
             from hybridctx.config.plugins import load_entry_points
 
-            load_entry_points("hybridctx.stores", _factories, "vector store")
-    if kind not in _factories:
+            load_entry_points("hybridctx.stores", _engine_connectors, "vector store")
+    if kind not in _engine_connectors:
         raise ConfigError(f"no vector store named {kind!r} is installed")
-    return _factories[kind]
+    return _engine_connectors[kind]
 
 
 def connect_store(spec: StoreSpec, dim: int, *, create: bool) -> Any:
@@ -203,10 +208,10 @@ def connect_store(spec: StoreSpec, dim: int, *, create: bool) -> Any:
         IndexStoreError: the engine cannot be reached or lacks the table.
     """
     try:
-        factory = _factory(spec.kind)
+        connector = _engine_connector(spec.kind)
     except ImportError as exc:
         if isinstance(exc, MissingDependencyError):
             raise
         extra = _EXTRAS.get(spec.kind, spec.kind)
         raise MissingDependencyError(exc.name or spec.kind, extra, f"the {spec.kind} vector store") from exc
-    return factory(spec, dim, create=create)
+    return connector(spec, dim, create=create)
