@@ -8,28 +8,42 @@ without wiring parts. It holds no retrieval logic of its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hybridctx.datatypes import PackedContext
 from hybridctx.indexers.vectors.store_protocol import StoreKind
 from hybridctx.ingest.indexing import IndexReport, build_index
-from hybridctx.retrieval.retriever import RetrievalConfig, Retriever, SearchMode
+from hybridctx.retrieval.retriever import RetrievalConfig, RetrievalOptions, Retriever
+from hybridctx.routing.answering import answer_question
+
+if TYPE_CHECKING:
+    from hybridctx.embeddings.protocol import LandmarkEncoder
+    from hybridctx.indexers.landmark_store import LandmarkStore
+    from hybridctx.packing.tokens import TokenCounter
+    from hybridctx.routing.router import RouteDecision, RouteLimits, Router
+    from hybridctx.routing.session_ledger import SessionLedger
 
 __all__ = ["HybridContext"]
 
 logger = logging.getLogger(__name__)
 
-_IDENTITY_TO_CONFIG = ("pooling", "context", "mix_weight", "window", "overlap", "query_instruction")
-
 
 class HybridContext:
-    """An opened landmark index, ready to retrieve.
+    """An opened landmark index: build → retrieve → route → ask.
 
     Use :meth:`build` to index documents and :meth:`open` to load an index.
+
+    Args:
+        store: the index's landmark store.
+        encoder: the encoder the index was built with (queries only).
+        config: how the index is searched (defaults: :class:`RetrievalConfig`).
+        path: the index directory, where the session ledger lives (``None``: no ledger).
     """
 
-    def __init__(self, store: Any, encoder: Any, config: RetrievalConfig | None = None, path: str | None = None) -> None:
+    def __init__(self, store: LandmarkStore, encoder: LandmarkEncoder, config: RetrievalConfig | None = None,
+                 path: str | None = None) -> None:
         self.store = store
         self.encoder = encoder
         self.path = path
@@ -41,7 +55,7 @@ class HybridContext:
         if close is not None:
             close()
 
-    def __enter__(self) -> "HybridContext":
+    def __enter__(self) -> HybridContext:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -53,7 +67,7 @@ class HybridContext:
         paths: str | Path | Sequence[str | Path],
         index_dir: str | Path,
         *,
-        encoder: Mapping[str, Any] | Any | None = None,
+        encoder: Mapping[str, Any] | LandmarkEncoder | None = None,
         kind: str | None = None,
         skip_bad: bool = False,
         show_progress: bool | None = None,
@@ -70,7 +84,9 @@ class HybridContext:
         Args:
             paths: files or directories.
             index_dir: the index directory.
-            encoder: encoder settings (see ``EncoderConfig``) or an encoder object.
+            encoder: encoder settings (see ``EncoderConfig``) or an encoder object
+                (:func:`~hybridctx.embeddings.load_encoder` records its backend
+                in the manifest, so :meth:`open` rebuilds the same encoder).
             kind: FAISS factory string for a new index (default ``auto``: exact
                 ``Flat``, rebuilt as ``HNSW32`` once it holds 20k vectors on a CPU).
             skip_bad: skip bad files/lines with a warning instead of failing.
@@ -93,14 +109,19 @@ class HybridContext:
     # -- opening ---------------------------------------------------------
     @classmethod
     def open(cls, index_dir: str | Path, *, config: RetrievalConfig | None = None, device: str = "auto",
-             verify: bool = True, store_url: str | None = None) -> "HybridContext":
+             verify: bool = True, store_url: str | None = None) -> HybridContext:
         """Load an index and the encoder it was built with (reconnecting its vector store).
+
+        The encoder is rebuilt by the backend the manifest records (built-in or
+        an installed plug-in, never code the manifest names); an index written
+        before backends were recorded opens with the windowed encoder.
 
         ``store_url`` overrides the manifest's store location (e.g. to give a
         password); ``$HYBRIDCTX_STORE_URL`` does the same.
 
         Raises:
             IndexNotFoundError, IndexCorruptError, IndexVersionError: the index is unusable.
+            IndexStoreError: its encoder backend is not installed here.
         """
         from hybridctx.indexers import LandmarkStore, read_manifest
 
@@ -146,14 +167,14 @@ class HybridContext:
         query: str,
         *,
         profile: str = "smollm2-135m-cpu",
-        limits: Any = None,
+        limits: RouteLimits | None = None,
         doc_ids: Sequence[str] | None = None,
         budget: int | None = None,
         profiles_file: str | Path | None = None,
         expected_questions: int = 1,
         session: bool = True,
         session_salt: str = "",
-    ) -> Any:
+    ) -> RouteDecision:
         """Decide full context or retrieval for ``query`` under a model profile.
 
         Args:
@@ -187,8 +208,8 @@ class HybridContext:
             decision = self._adapt(router, query, decision, doc_ids, full, profile_counter(model).name)
         return decision
 
-    def _adapt(self, router: Any, query: str, decision: Any, doc_ids: Sequence[str] | None, full: int,
-               tokenizer: str) -> Any:
+    def _adapt(self, router: Router, query: str, decision: RouteDecision, doc_ids: Sequence[str] | None,
+               full: int, tokenizer: str) -> RouteDecision:
         """The decision at the budget retrieval's confidence picks (:mod:`hybridctx.retrieval.confidence`)."""
         from hybridctx.retrieval.confidence import adapt, budget_range, measure
 
@@ -198,7 +219,7 @@ class HybridContext:
         packed = self.retrieve(query, lo, tokenizer=tokenizer, doc_ids=doc_ids)
         return adapt(router, decision, measure(query, signals, [s.text for s in packed.spans]), full)
 
-    def session_ledger(self, profile: str) -> Any:
+    def session_ledger(self, profile: str) -> SessionLedger | None:
         """The :class:`~hybridctx.routing.session_ledger.SessionLedger` of this index for ``profile``
         (``None`` for an index opened without a directory)."""
         from hybridctx.routing.session_ledger import SessionLedger
@@ -219,23 +240,21 @@ class HybridContext:
         return list(dict.fromkeys(doc_ids)) if doc_ids else list(self.store.doc_ids())
 
     # -- retrieval -------------------------------------------------------
-    def retrieve(
-        self,
-        query: str,
-        budget: int,
-        *,
-        tokenizer: str = "cl100k_base",
-        doc_ids: Sequence[str] | None = None,
-        mode: SearchMode | None = None,
-        order: str | None = None,
-        reserve: int = 0,
-        query_id: str | None = None,
-    ) -> PackedContext:
-        """Retrieve and pack spans for ``query``; see :meth:`Retriever.retrieve`."""
-        return self.retriever.retrieve(
-            query, budget, tokenizer=tokenizer, doc_ids=doc_ids, mode=mode, order=order,  # type: ignore[arg-type]
-            reserve=reserve, query_id=query_id,
-        )
+    def retrieve(self, query: str, budget: int | None = None, /, *, options: RetrievalOptions | None = None,
+                 **overrides: Any) -> PackedContext:
+        """Retrieve and pack spans for ``query`` into ``budget`` tokens.
+
+        ``hc.retrieve("q", 1000)``, ``hc.retrieve("q", budget=1000, doc_ids=[...])``
+        or ``hc.retrieve("q", options=RetrievalOptions(budget=1000, ...))``:
+        the options are the fields of :class:`RetrievalOptions`; see
+        :meth:`Retriever.retrieve`.
+        """
+        return self.retriever.retrieve(query, budget, options=options, **overrides)
+
+    # -- answering -------------------------------------------------------
+    #: ``hc.ask(query, llm, ...)``: route, gather context, generate, escalate once
+    #: (:func:`hybridctx.routing.answering.answer_question`, declared once, there).
+    ask = answer_question
 
 
 def _delete_locked(index_dir: str | Path, doc_ids: Sequence[str], store_url: str | None) -> int:
@@ -256,13 +275,15 @@ def _delete_locked(index_dir: str | Path, doc_ids: Sequence[str], store_url: str
     return len(doc_ids)
 
 
-def full_context_tokens(store: Any, counter: Any, doc_ids: Sequence[str] | None = None) -> int:
+def full_context_tokens(store: LandmarkStore, counter: TokenCounter, doc_ids: Sequence[str] | None = None) -> int:
     """Tokens of every document in scope, as the full-context mode would send them."""
     ids = list(dict.fromkeys(doc_ids)) if doc_ids else store.doc_ids()
     return sum(counter.count(store.text(doc_id)) for doc_id in ids)
 
 
-def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None) -> Any:
+def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | LandmarkEncoder | None) -> LandmarkEncoder:
+    """The encoder a build uses: the one given, the existing index's own (its recorded
+    backend and settings), or one made from settings by :func:`load_encoder`."""
     if encoder is not None and not isinstance(encoder, Mapping):
         return encoder
     settings = dict(encoder or {})
@@ -277,38 +298,8 @@ def _encoder_for(index_dir: str | Path, encoder: Mapping[str, Any] | Any | None)
     return encoder_from_settings(settings)  # the windowed encoder, or a pooled one (api:..., pooled:...)
 
 
-def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> Any:
-    from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
-    from hybridctx.embeddings.registry import encoder_from_identity
+def _encoder_from_identity(identity: Mapping[str, Any], device: str) -> LandmarkEncoder:
+    """The encoder an index's manifest records (a seam the tests reuse a loaded encoder through)."""
+    from hybridctx.embeddings.registry import encoder_from_manifest
 
-    _check_identity(identity)
-
-    other = encoder_from_identity(identity, device)  # a pooled index (api:..., pooled:...)
-    if other is not None:
-        return other
-    values: dict[str, Any] = {"model": identity.get("name", "all-MiniLM-L6-v2"), "device": device}
-    for key in _IDENTITY_TO_CONFIG:
-        if identity.get(key) is not None:
-            values[key] = identity[key]
-    return WindowedLandmarkEncoder(EncoderConfig.from_mapping(values))
-
-
-# What each encoder identity key of a manifest must hold; a crafted or damaged one is refused
-# here, in one line, rather than failing deep inside the encoder (a TypeError, exit 1).
-_IDENTITY_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "pooling": (str,), "context": (str,), "mix_weight": (int, float), "window": (int,),
-    "overlap": (int,), "query_instruction": (str,),
-}
-
-
-def _check_identity(identity: Mapping[str, Any]) -> None:
-    from hybridctx.errors import IndexCorruptError
-
-    for key, kinds in _IDENTITY_TYPES.items():
-        value = identity.get(key)
-        if key in identity and (value is None and key == "name" or value is not None and (
-                isinstance(value, bool) or not isinstance(value, kinds))):
-            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
-            raise IndexCorruptError(f"the index's manifest.json gives its encoder a {key} of {shown}, which is "
-                                    f"not a {' or '.join(k.__name__ for k in kinds)}; rebuild the index")
-
+    return encoder_from_manifest(identity, device)

@@ -19,8 +19,11 @@ SHA-256 of ``manifest.json`` itself, so a damaged manifest is named as such
 complete: every regular file in the directory is listed and checked, none is a
 link, and ``tables.sqlite`` is always among them, so an edited manifest cannot
 switch the checks off with ``"files": {}``. Loading never runs code: tables
-are SQLite, arrays are ``.npy`` without pickle, and the store locations a
-manifest may name are limited by :mod:`store_trust`.
+are SQLite, arrays are ``.npy`` without pickle, the store locations a
+manifest may name are limited by :mod:`store_trust`, and the encoder backend
+its ``encoder`` entry names (``backend`` and ``settings``, written since
+encoders record them; absent in older indexes) must be one registered here,
+never a module path (:mod:`hybridctx.embeddings.registry`).
 """
 
 from __future__ import annotations

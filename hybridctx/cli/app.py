@@ -456,7 +456,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from hybridctx.routing.answering import answer_question, check_question
+    from hybridctx.routing.answering import check_question
     from hybridctx.errors import LLMError
     from hybridctx.facade import HybridContext
     from hybridctx.llms import load_llm
@@ -486,11 +486,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         shown["pieces"] = 0
 
     try:
-        answer = answer_question(hc, args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
-                                 budget=args.budget, max_tokens=args.max_tokens,
-                                 on_token=None if args.json else stream, profiles_file=args.profiles,
-                                 deadline_s=args.timeout, on_escalate=None if args.json else escalate,
-                                 expected_questions=args.expected_questions, session=args.session)
+        answer = hc.ask(args.query, llm, profile=args.profile, limits=limits, doc_ids=args.doc_ids,
+                        budget=args.budget, max_tokens=args.max_tokens,
+                        on_token=None if args.json else stream, profiles_file=args.profiles,
+                        deadline_s=args.timeout, on_escalate=None if args.json else escalate,
+                        expected_questions=args.expected_questions, session=args.session)
     except LLMError as exc:  # the server's fault or the deadline, not a bug: one line, exit 2
         if shown["pieces"]:
             print(" [answer incomplete]", flush=True)

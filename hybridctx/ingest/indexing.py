@@ -181,13 +181,15 @@ def _build_locked(
     store: str | None,
     store_url: str | None,
 ) -> IndexReport:
+    from hybridctx.embeddings.registry import encoder_record
     from hybridctx.errors import ConfigError
     from hybridctx.indexers import LandmarkStore
     from hybridctx.indexers.vectors.faiss_index import AUTO_KIND
     from hybridctx.indexers.vectors.store_registry import StoreSpec, default_location
 
     started = time.perf_counter()
-    identity = dict(encoder.identity)
+    # The encoder's identity, and the backend and settings that build it again on open.
+    identity = {**encoder.identity, **encoder_record(encoder)}
     existing = (index_dir / "manifest.json").exists() or index_dir.exists() and any(index_dir.iterdir())
     if existing:
         lm_store = LandmarkStore.load(index_dir, expected_encoder=identity, store_url=store_url)

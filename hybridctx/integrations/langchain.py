@@ -43,6 +43,7 @@ except ImportError as exc:
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.integrations.index_thread import IndexThread
 from hybridctx.packing.pieces import PackedPiece, Piece, pack_pieces
+from hybridctx.retrieval.retriever import RetrievalOptions
 
 __all__ = ["BudgetPacker", "CostRouter", "HybridCtxRetriever", "as_runnable", "span_documents"]
 
@@ -96,11 +97,11 @@ class HybridCtxRetriever(BaseRetriever):
 
     def retrieve_packed(self, query: str) -> PackedContext:
         """The packed context behind the documents, with its rendered text and timings."""
-        return self._index.call(_retrieve, query, self.budget, self._options())
+        return self._index.call(_retrieve, query, self._options())
 
-    def _options(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer, "doc_ids": self.doc_ids, "mode": self.search_mode,
-                "reserve": self.reserve}
+    def _options(self) -> RetrievalOptions:
+        return RetrievalOptions(budget=self.budget, tokenizer=self.tokenizer, doc_ids=self.doc_ids,
+                                mode=self.search_mode, reserve=self.reserve)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -110,7 +111,7 @@ class HybridCtxRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        packed = await self._index.acall(_retrieve, query, self.budget, self._options())
+        packed = await self._index.acall(_retrieve, query, self._options())
         return span_documents(packed)
 
 
@@ -271,8 +272,8 @@ class CostRouter(RunnableSerializable[Any, dict[str, Any]]):
         }
 
 
-def _retrieve(hc: Any, query: str, budget: int, options: Mapping[str, Any]) -> PackedContext:
-    return hc.retrieve(query, budget, **options)
+def _retrieve(hc: Any, query: str, options: RetrievalOptions) -> PackedContext:
+    return hc.retrieve(query, options=options)
 
 
 def _route_and_gather(hc: Any, question: str, options: Mapping[str, Any]) -> tuple[Any, PackedContext]:

@@ -46,6 +46,7 @@ except ImportError as exc:
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.integrations.index_thread import IndexThread
 from hybridctx.packing.pieces import PackedPiece, Piece, pack_pieces
+from hybridctx.retrieval.retriever import RetrievalOptions
 
 __all__ = ["BudgetPostprocessor", "HybridCtxNodeRetriever", "RoutedQueryEngine", "span_nodes"]
 
@@ -107,17 +108,17 @@ class HybridCtxNodeRetriever(BaseRetriever):
 
     def retrieve_packed(self, query: str) -> PackedContext:
         """The packed context behind the nodes, with its rendered text and timings."""
-        return self._index.call(_retrieve, query, self.budget, self._options())
+        return self._index.call(_retrieve, query, self._options())
 
-    def _options(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer, "doc_ids": self.doc_ids, "mode": self.search_mode,
-                "reserve": self.reserve}
+    def _options(self) -> RetrievalOptions:
+        return RetrievalOptions(budget=self.budget, tokenizer=self.tokenizer, doc_ids=self.doc_ids,
+                                mode=self.search_mode, reserve=self.reserve)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return span_nodes(self.retrieve_packed(query_bundle.query_str))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        packed = await self._index.acall(_retrieve, query_bundle.query_str, self.budget, self._options())
+        packed = await self._index.acall(_retrieve, query_bundle.query_str, self._options())
         return span_nodes(packed)
 
 
@@ -233,8 +234,8 @@ class RoutedQueryEngine(CustomQueryEngine):
                 "max_tokens": self.max_tokens, "profiles_file": self.profiles_file}
 
 
-def _retrieve(hc: Any, query: str, budget: int, options: Mapping[str, Any]) -> PackedContext:
-    return hc.retrieve(query, budget, **options)
+def _retrieve(hc: Any, query: str, options: RetrievalOptions) -> PackedContext:
+    return hc.retrieve(query, options=options)
 
 
 def _answer(hc: Any, query: str, llm: Any, options: Mapping[str, Any]) -> Any:

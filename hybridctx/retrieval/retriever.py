@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from hybridctx.retrieval.spans import GrowthRule, grow_spans
 from hybridctx.ingest.structure import matches_hints, structural_units
 from hybridctx.packing.tokens import get_counter
 
-__all__ = ["RetrievalConfig", "Retriever", "SearchMode"]
+__all__ = ["RetrievalConfig", "RetrievalOptions", "Retriever", "SearchMode"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,71 @@ class RetrievalConfig:
         return None if self.max_span_share is None else max(1, int(budget * self.max_span_share))
 
 
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """What one retrieval asks for: the one place its options are declared.
+
+    ``Retriever.retrieve``, ``HybridContext.retrieve``, the framework
+    integrations and the servers take these, as one value (``options=``) or
+    as keyword arguments checked against these fields (:meth:`merge`), so a
+    new option is added here once. :class:`RetrievalConfig` is the other
+    half: how an index is searched, fixed when it is opened.
+
+    Attributes:
+        budget: tokens the rendered context may take (in ``tokenizer``).
+        tokenizer: ``cl100k_base``, ``o200k_base`` or a tokenizer.json path.
+        doc_ids: restrict the search to these documents (``None``: all).
+        mode: override the configured search mode.
+        order: override the configured layout.
+        reserve: tokens kept free inside the budget (prompt, answer).
+        query_id: echoed in the result (batch queries).
+    """
+
+    budget: int
+    tokenizer: str = "cl100k_base"
+    doc_ids: Sequence[str] | None = None
+    mode: SearchMode | None = None
+    order: PackOrder | None = None
+    reserve: int = 0
+    query_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int):
+            raise ConfigError(f"budget {self.budget!r} must be a whole number of tokens")
+        if isinstance(self.reserve, bool) or not isinstance(self.reserve, int):
+            raise ConfigError(f"reserve {self.reserve!r} must be a whole number of tokens")
+        if self.mode is not None and self.mode not in get_args(SearchMode):
+            raise ConfigError(f"mode '{self.mode}' is not one of {', '.join(get_args(SearchMode))}")
+        if self.order is not None and self.order not in get_args(PackOrder):
+            raise ConfigError(f"order '{self.order}' is not one of {', '.join(get_args(PackOrder))}")
+        if isinstance(self.doc_ids, str):  # one id is a sequence of letters: never what was meant
+            raise ConfigError(f"doc_ids must be a list of document ids, not the string {self.doc_ids!r}")
+        if self.doc_ids is not None and not isinstance(self.doc_ids, tuple):
+            object.__setattr__(self, "doc_ids", tuple(self.doc_ids))
+
+    @classmethod
+    def merge(cls, options: RetrievalOptions | None = None, budget: int | None = None, /,
+              **overrides: Any) -> RetrievalOptions:
+        """``options`` (or the defaults) with ``budget`` (a positional one) and ``overrides`` applied.
+
+        Raises:
+            ConfigError: an unknown option (naming the nearest known one), a
+                budget given twice or not at all, or a value out of range.
+        """
+        from hybridctx.config.settings import reject_unknown_keys
+
+        reject_unknown_keys(overrides, cls, "retrieval option")
+        if budget is not None:
+            if "budget" in overrides:
+                raise ConfigError("the budget is given twice (positionally and as budget=); give it once")
+            overrides["budget"] = budget
+        if options is not None:
+            return replace(options, **overrides) if overrides else options
+        if "budget" not in overrides:
+            raise ConfigError("a retrieval needs a token budget: retrieve(query, 1000) or budget=1000")
+        return cls(**overrides)
+
+
 class Retriever:
     """Searches a landmark store and packs what it finds.
 
@@ -237,44 +302,40 @@ class Retriever:
         timings["spans"] = _ms(t)
         return spans
 
-    def retrieve(
-        self,
-        query: str,
-        budget: int,
-        *,
-        tokenizer: str = "cl100k_base",
-        doc_ids: Sequence[str] | None = None,
-        mode: SearchMode | None = None,
-        order: PackOrder | None = None,
-        reserve: int = 0,
-        query_id: str | None = None,
-    ) -> PackedContext:
+    def retrieve(self, query: str, budget: int | None = None, /, *, options: RetrievalOptions | None = None,
+                 **overrides: Any) -> PackedContext:
         """Retrieve and pack spans for ``query`` into ``budget`` tokens.
 
         Args:
             query: the question.
-            budget: tokens the rendered context may take (in ``tokenizer``).
-            tokenizer: ``cl100k_base``, ``o200k_base`` or a tokenizer.json path.
-            doc_ids: restrict the search to these documents.
-            mode: override the configured search mode.
-            order: override the configured layout.
-            reserve: tokens kept free inside the budget (prompt, answer).
-            query_id: echoed in the result (batch queries).
+            budget: tokens the rendered context may take, positionally or as
+                ``budget=`` (a :class:`RetrievalOptions` field like the rest).
+            options: the call's options as one value.
+            overrides: :class:`RetrievalOptions` fields by name (``tokenizer``,
+                ``doc_ids``, ``mode``, ``order``, ``reserve``, ``query_id``),
+                replacing those of ``options``.
+
+        Raises:
+            ConfigError: an unknown option or a missing budget (:meth:`RetrievalOptions.merge`).
+            BudgetError: a budget nothing fits in.
         """
+        opts = RetrievalOptions.merge(options, budget, **overrides)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        counter = get_counter(tokenizer)
+        counter = get_counter(opts.tokenizer)
         # The hits are packed into what the reserve leaves of the budget.
-        found = self.candidates(query, doc_ids, mode=mode, timings=timings, budget=budget - reserve)
+        found = self.candidates(query, opts.doc_ids, mode=opts.mode, timings=timings,
+                                budget=opts.budget - opts.reserve)
         t = time.perf_counter()
         packed = pack(
-            found, self._documents.text, budget, counter, query=query, order=order or self.config.order,
-            reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
+            found, self._documents.text, opts.budget, counter, query=query, order=opts.order or self.config.order,
+            reserve=opts.reserve, markers=self.config.markers,
+            max_span_tokens=self.config.span_cap(opts.budget - opts.reserve),
         )
         timings["pack"] = _ms(t)
         timings["total"] = _ms(started)
-        logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, budget, query)
-        return replace(packed, timings_ms=timings, query_id=query_id)
+        logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, opts.budget, query)
+        return replace(packed, timings_ms=timings, query_id=opts.query_id)
 
     def _contextual_lexical(
         self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig, k: int,

@@ -14,13 +14,20 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hybridctx.datatypes import PackedContext, Span
 from hybridctx.errors import ConfigError, LLMError
 
-__all__ = ["Answer", "answer_question", "check_question"]
+if TYPE_CHECKING:
+    from hybridctx.llms.protocol import LLM, Completion
+    from hybridctx.routing.profiles import ModelProfile
+    from hybridctx.routing.router import RouteDecision, RouteLimits, RouteMode
+
+__all__ = ["Answer", "AnswerSource", "DocumentSource", "answer_question", "check_question"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +108,31 @@ def check_question(
             check_limit(value, flag, unit)
 
 
-def full_context(hc: Any, tokenizer: str, doc_ids: Sequence[str] | None) -> PackedContext:
+class DocumentSource(Protocol):
+    """The documents of an index: their ids in index order and their texts."""
+
+    def doc_ids(self) -> list[str]: ...
+
+    def text(self, doc_id: str) -> str: ...
+
+
+class AnswerSource(Protocol):
+    """What answering needs of an index: a :class:`~hybridctx.facade.HybridContext`,
+    or an evaluation's stand-in (:class:`hybridctx.eval.answer_eval.EvalCorpus`).
+    A ``record_full_send`` method, when it has one, is called after a full-context answer."""
+
+    @property
+    def store(self) -> DocumentSource: ...
+
+    def route(self, query: str, *, profile: str, limits: RouteLimits | None, doc_ids: Sequence[str] | None,
+              budget: int | None, profiles_file: str | Path | None, expected_questions: int = 1,
+              session: bool = True, session_salt: str = "") -> RouteDecision: ...
+
+    def retrieve(self, query: str, budget: int, /, *, tokenizer: str,
+                 doc_ids: Sequence[str] | None) -> PackedContext: ...
+
+
+def full_context(hc: AnswerSource, tokenizer: str, doc_ids: Sequence[str] | None) -> PackedContext:
     """Every document in scope, whole, with a source marker each."""
     from hybridctx.packing.packer import render
     from hybridctx.packing.tokens import get_counter
@@ -120,17 +151,17 @@ def full_context(hc: Any, tokenizer: str, doc_ids: Sequence[str] | None) -> Pack
 
 
 def answer_question(
-    hc: Any,
+    hc: AnswerSource,
     query: str,
-    llm: Any,
+    llm: LLM,
     *,
     profile: str = "smollm2-135m-cpu",
-    limits: Any = None,
+    limits: RouteLimits | None = None,
     doc_ids: Sequence[str] | None = None,
     budget: int | None = None,
     max_tokens: int = 256,
     on_token: Callable[[str], None] | None = None,
-    profiles_file: str | None = None,
+    profiles_file: str | Path | None = None,
     deadline_s: float | None = None,
     on_escalate: Callable[[dict[str, Any]], None] | None = None,
     expected_questions: int = 1,
@@ -139,10 +170,13 @@ def answer_question(
 ) -> Answer:
     """Route, gather context, generate, and escalate once if the answer gives up.
 
+    Also :meth:`HybridContext.ask <hybridctx.facade.HybridContext.ask>`:
+    ``hc.ask(query, llm, ...)`` is ``answer_question(hc, query, llm, ...)``.
+
     Args:
-        hc: an opened ``HybridContext``.
+        hc: an opened ``HybridContext`` (or another :class:`AnswerSource`).
         query: the question.
-        llm: an ``LLM`` backend.
+        llm: an ``LLM`` backend (:func:`hybridctx.llms.load_llm`).
         profile: the model profile the router costs against.
         limits: ``RouteLimits``.
         doc_ids: restrict to these documents.
@@ -181,20 +215,21 @@ def answer_question(
     started = time.perf_counter()
     model = get_profile(profile, profiles_file)
     limits = limits or RouteLimits(answer_tokens=max_tokens)
-    session_options = ({} if expected_questions == 1 and session and not session_salt else
-                       {"expected_questions": expected_questions, "session": session, "session_salt": session_salt})
+    session_options: dict[str, Any] = (
+        {} if expected_questions == 1 and session and not session_salt else
+        {"expected_questions": expected_questions, "session": session, "session_salt": session_salt})
     decision = hc.route(query, profile=profile, limits=limits, doc_ids=doc_ids, budget=budget,
                         profiles_file=profiles_file, **session_options)
     timings["route"] = _ms(started)
     tokenizer = _tokenizer_name(model)
     full_tokens = decision.estimates["full"].input_tokens - limits.prompt_tokens
 
-    def run(mode: str, this_budget: int) -> tuple[PackedContext, Any]:
+    def run(mode: RouteMode, this_budget: int) -> tuple[PackedContext, Completion]:
         t = time.perf_counter()
         if mode == "full":
             packed = full_context(hc, tokenizer, doc_ids)
         else:
-            packed = hc.retrieve(query, budget=this_budget, tokenizer=tokenizer, doc_ids=doc_ids)
+            packed = hc.retrieve(query, this_budget, tokenizer=tokenizer, doc_ids=doc_ids)
         timings[f"context_{mode}"] = _ms(t)
         if not clock:
             clock.append(Deadline(deadline_s))
@@ -202,17 +237,19 @@ def answer_question(
         if left <= 0:
             raise LLMError(f"the question's {deadline_s:g} s deadline passed before the {mode} answer "
                            "could be generated; raise the deadline (hybridctx ask --timeout)")
-        extra = {"deadline_s": left} if deadline_s is not None and _takes_deadline(llm) else {}
+        extra: dict[str, Any] = {"deadline_s": left} if deadline_s is not None and _takes_deadline(llm) else {}
         t = time.perf_counter()
-        completion = llm.generate(build_messages(query, packed, mode=mode), max_tokens=max_tokens,
+        completion: Completion = llm.generate(build_messages(query, packed, mode=mode), max_tokens=max_tokens,
                                   stream=on_token is not None, on_token=on_token, **extra)
         timings[f"generate_{mode}"] = _ms(t)
-        if mode == "full" and session and hasattr(hc, "record_full_send"):
-            hc.record_full_send(model.name, doc_ids, full_tokens, salt=session_salt)
+        record = getattr(hc, "record_full_send", None)
+        if mode == "full" and session and record is not None:
+            record(model.name, doc_ids, full_tokens, salt=session_salt)
         return packed, completion
 
     packed, completion = run(decision.mode, decision.budget)
-    escalation = None
+    escalation: dict[str, Any] | None = None
+    decision_mode: RouteMode
     if decision.mode == "retrieval" and says_unanswerable(completion.text):
         step = Router(model, limits).escalate(decision, full_tokens)
         if step is not None:
@@ -236,7 +273,7 @@ def answer_question(
     )
 
 
-def _takes_deadline(llm: Any) -> bool:
+def _takes_deadline(llm: LLM) -> bool:
     """Whether ``llm.generate`` accepts ``deadline_s`` (plug-ins written before it need not)."""
     try:
         return "deadline_s" in inspect.signature(llm.generate).parameters
@@ -244,7 +281,7 @@ def _takes_deadline(llm: Any) -> bool:
         return False
 
 
-def _tokenizer_name(profile: Any) -> str:
+def _tokenizer_name(profile: ModelProfile) -> str:
     from hybridctx.routing.profiles import profile_counter
 
     return profile_counter(profile).name
