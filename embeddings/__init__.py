@@ -5,7 +5,7 @@ Names resolve lazily so that importing this package loads no torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 __all__ = ["EncoderConfig", "LandmarkEncoder", "WindowedLandmarkEncoder", "load_encoder"]
 
@@ -17,7 +17,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         import importlib
 
