@@ -137,7 +137,7 @@ class PooledEstimate:
         return None if self.usd_per_mtok is None else self.tokens_to_pay * self.usd_per_mtok / 1e6
 
     def summary(self) -> str:
-        price = "price unknown (give --usd-per-mtok)" if self.usd is None else \
+        price = "price unknown (usd_per_mtok not set)" if self.usd is None else \
             f"${self.usd:.4f} at ${self.usd_per_mtok:g} per million tokens"
         return (f"{self.windows:,} windows, {self.tokens:,} tokens to embed ({self.cached_tokens:,} of them "
                 f"cached, free): {self.tokens_to_pay:,} tokens, {price}")
