@@ -348,7 +348,7 @@ _MARKER_COSTS_MAX = 100_000
 
 def _marker_costs(counter: TokenCounter, widest: int, doc_ids: list[str]) -> dict[str, int]:
     """Tokens of each document's widest marker line; remembered, since the same
-    documents come back query after query (a query counted ~20 of them)."""
+    documents come back query after query (each query would count one line per document it packs from)."""
     lines = {d: _marker(widest, d) + "\n" for d in doc_ids}
     missing = [line for line in lines.values() if (counter.name, line) not in _MARKER_COSTS]
     if missing:
