@@ -184,6 +184,7 @@ def _build_locked(
     from hybridctx.embeddings.registry import encoder_record
     from hybridctx.errors import ConfigError
     from hybridctx.indexers import LandmarkStore
+    from hybridctx.indexers.vectors.external_vectors import ExternalVectors
     from hybridctx.indexers.vectors.faiss_index import AUTO_KIND
     from hybridctx.indexers.vectors.store_registry import StoreSpec, default_location
 
@@ -214,11 +215,12 @@ def _build_locked(
         _save_with_progress(lm_store, index_dir, show_progress)
         counts = lm_store.counts()
     except BaseException:
-        if not existing and lm_store.store.external:  # nothing names the new table: remove it
+        vectors = lm_store.vectors
+        if not existing and isinstance(vectors, ExternalVectors):  # nothing names the new table: remove it
             from hybridctx.errors import IndexStoreError
 
             try:
-                lm_store.vectors.engine.drop()
+                vectors.drop()
             except IndexStoreError as exc:
                 logger.warning("could not remove the %s data of the failed new index: %s", lm_store.store.kind, exc)
         raise
