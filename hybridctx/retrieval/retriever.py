@@ -375,7 +375,8 @@ class Retriever:
         if len(pos) > k:
             pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
         pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
-        return rows[pos]
+        best: np.ndarray = rows[pos]
+        return best
 
     def _hinted_rows(self, hints: QueryHints, rankings: list[np.ndarray], k: int) -> np.ndarray:
         """The hits of ``rankings`` (interleaved, best first) that lie under a date, speaker or
@@ -401,7 +402,7 @@ class Retriever:
         """Whether BM25 adds the header-path field (on, and the corpus small enough to build it per process)."""
         if cfg.header_weight <= 0 or not hasattr(self.store, "lexical") or not hasattr(self.store, "counts"):
             return False
-        return self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS
+        return bool(self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS)
 
     def _header_lexical(self, lexical: Any) -> Any:
         """BM25 over each landmark's header path, aligned with the sentence index's rows
@@ -432,10 +433,11 @@ class Retriever:
         key = len(lexical)
         cached = getattr(self, "_groups", None)
         if cached is not None and cached[0] == key and cached[1] is lexical:
-            return cached[2]
+            kept: np.ndarray = cached[2]
+            return kept
         marks = self.store.landmarks_for_rows(lexical.rows)
         _, doc_codes = np.unique(marks.doc_ids, return_inverse=True)
-        groups = doc_codes.astype(np.int64) * (int(marks.paragraphs.max(initial=0)) + 1) + marks.paragraphs
+        groups: np.ndarray = doc_codes.astype(np.int64) * (int(marks.paragraphs.max(initial=0)) + 1) + marks.paragraphs
         self._groups = (key, lexical, groups)
         return groups
 
@@ -493,7 +495,7 @@ class Retriever:
         readable = getattr(self.encoder, "readable_ratio", None)
         if readable is None:
             return False
-        return (1.0 - readable(query)) > cfg.unreadable_query_ratio
+        return bool((1.0 - readable(query)) > cfg.unreadable_query_ratio)
 
 
 _HEADER_MAX_LANDMARKS = 200_000  # the header field's BM25 is built per process, not saved with the index
