@@ -47,8 +47,17 @@ def pool_window(hidden: Any, starts: np.ndarray, ends: np.ndarray, *, landmark: 
 
     ``landmark``: the state at each sentence's last token (its inserted
     landmark); else the mean of the states of ``[start, end)``. Gradients flow
-    through both.
+    through both. A numpy ``hidden`` (ONNX Runtime's output, served without
+    gradients) is pooled by the same arithmetic in numpy: a few small torch
+    calls per window wake torch's thread pool, which then competes with ONNX
+    Runtime's for the same cores (measured: docs/encoders.md#indexing-speed-issue-12-deliverable-4).
     """
+    if isinstance(hidden, np.ndarray):
+        if landmark:
+            return hidden[ends - 1]
+        sums = np.zeros((hidden.shape[0] + 1, hidden.shape[1]), dtype=hidden.dtype)
+        np.cumsum(hidden, axis=0, out=sums[1:])
+        return (sums[ends] - sums[starts]) / (ends - starts)[:, None].astype(hidden.dtype)
     import torch
 
     te = torch.as_tensor(ends, device=hidden.device)

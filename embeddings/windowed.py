@@ -344,13 +344,15 @@ class WindowedLandmarkEncoder:
                 seqs.append(window_sequence(prepared[d]["ids"], prepared[d]["plan"].windows[w], self._prefix,
                                             self._suffix))
             hidden = self._forward(seqs, onnx)  # (B, T, dim) float32 torch on device
+            # ONNX Runtime's states are pooled as the numpy array they are (zero-copy; see pool_window).
+            states = hidden.numpy() if onnx is not None else hidden
             for row, (d, w) in enumerate(batch):
                 sents = owners[(d, w)]
                 if len(sents) == 0:
                     continue
                 ts, te = window_positions(prepared[d]["plan"].windows[w], prepared[d]["ranges"][sents], n_pre)
-                vec = pool_window(hidden[row], ts, te, landmark=landmark)
-                results[d][sents] = vec.float().cpu().numpy()
+                vec = pool_window(states[row], ts, te, landmark=landmark)
+                results[d][sents] = vec if onnx is not None else vec.float().cpu().numpy()
             bar.update(len(batch))
         bar.close()
         return results
