@@ -120,6 +120,11 @@ class VectorBackend(Protocol):
         """Releases connections and work files; idempotent. A closed backend is not used again."""
         ...
 
+    def drop(self) -> None:
+        """Deletes what this backend keeps outside the index directory (an engine's table or
+        collection), e.g. when building a new index failed; nothing for files in the directory."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """Facts for the manifest and ``hybridctx info``, never a secret.
 

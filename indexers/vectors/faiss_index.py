@@ -546,6 +546,9 @@ class FaissVectorIndex:
         """Drops the GPU copy; the vectors stay in memory until the index is collected. Idempotent."""
         self._gpu = None
 
+    def drop(self) -> None:
+        """Nothing outside the index directory to delete."""
+
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], *, mmap: bool = False, use_gpu: bool | None = None, **_: Any

@@ -149,6 +149,9 @@ class NumpyVectorIndex:
     def close(self) -> None:
         """Nothing to release (the vectors are memory or a read-only map). Idempotent."""
 
+    def drop(self) -> None:
+        """Nothing outside the index directory to delete."""
+
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False, **_: Any) -> NumpyVectorIndex:
         """Reads the exact vectors of an index saved here or by FAISS (any kind).
