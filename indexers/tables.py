@@ -162,7 +162,7 @@ class DocumentTables:
         Why temporary rather than ``:memory:``: SQLite keeps a temporary database
         in its page cache and spills to a file beyond it, so indexing a corpus
         larger than RAM does not hold every document's text in memory, at a small
-        cost in speed (docs/benchmarks.md, "Vector backend internals").
+        cost in speed (measured: docs/benchmarks.md#vector-backend-internals).
         """
         conn = sqlite3.connect(_TEMPORARY if path is None else str(path))
         with conn:

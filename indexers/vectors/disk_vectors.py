@@ -14,7 +14,7 @@ Why reads rather than a memory map: a mapped page counts in the process's RSS
 once touched, and the kernel maps a whole large folio (up to 2 MB) of an
 already-cached file per fault, so re-ranking a few dozen rows per query soon
 maps nearly all of the file; ``pread`` of the same rows leaves RSS flat
-(docs/benchmarks.md, "Vector backend internals").
+(measured: docs/benchmarks.md#vector-backend-internals).
 """
 
 from __future__ import annotations

@@ -144,8 +144,8 @@ class ExternalVectors:
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         if exact and getattr(self.engine, "exclusive", False) and allowed_ids is not None:
             # An in-process engine (Qdrant local mode) filters point by point in Python;
-            # the documents' rows are known, so rank their vectors here (far faster:
-            # docs/benchmarks.md, "Vector backend internals").
+            # the documents' rows are known, so rank their vectors here, far faster
+            # (measured: docs/benchmarks.md#vector-backend-internals).
             allowed = np.asarray(allowed_ids, dtype=np.int64)
             return _top_k(q @ self.engine.fetch(allowed).T, allowed, k)
         exclude = self._exclusions()

@@ -6,9 +6,8 @@ index kind is a FAISS factory string: ``"Flat"`` (exact), ``"HNSW32"`` or
 default): exact ``Flat`` while the index is small, rebuilt as ``HNSW32`` from
 the exact copy once it holds :attr:`FaissVectorIndex.auto_hnsw_min` vectors
 on a CPU, the size from which a graph search is several times faster than a
-full scan (measured with ``benchmarks/hnsw_depth.py``: docs/benchmarks.md,
-"Query latency"). With a GPU, ``auto`` stays ``Flat``: an exact scan on the
-GPU is faster still. FAISS ids are the landmark rows. Kinds ending in
+full scan (measured: docs/benchmarks.md#query-latency, ``benchmarks/hnsw_depth.py``).
+With a GPU, ``auto`` stays ``Flat``: an exact scan on the GPU is faster still. FAISS ids are the landmark rows. Kinds ending in
 ``,OnDisk`` are :class:`~hybridctx.indexers.vectors.ondisk_ivf.OnDiskIVFIndex`,
 chosen by :mod:`~hybridctx.indexers.vectors.factory`; this class refuses them.
 Beside the FAISS index an exact float32 copy of every vector is kept
@@ -23,9 +22,9 @@ exact:
   lexical scores after fusion);
 * searches restricted to a few documents (``allowed_ids`` up to
   ``exact_filter_max`` ids) are an exact numpy product over just those vectors,
-  faster than a FAISS ``IDSelectorBatch`` scan at those sizes (docs/benchmarks.md,
-  "Vector backend internals") and exact even for HNSW/IVF; larger sets use the
-  selector.
+  faster than a FAISS ``IDSelectorBatch`` scan at those sizes (measured:
+  docs/benchmarks.md#vector-backend-internals) and exact even for HNSW/IVF;
+  larger sets use the selector.
 
 Kinds that need training (IVF, PQ) train on all vectors present at the first
 search or save; too few vectors raise :class:`ConfigError` suggesting
@@ -127,8 +126,8 @@ def _few_threads(faiss: Any, n_queries: int) -> Iterator[None]:
     """One OpenMP thread for a handful of queries, then the previous setting.
 
     Why: FAISS splits even a single query over its threads, which then wait on
-    each other: one thread answers a lone query faster (docs/benchmarks.md,
-    "Vector backend internals").
+    each other: one thread answers a lone query faster (measured:
+    docs/benchmarks.md#vector-backend-internals).
     """
     if n_queries > _FEW_QUERIES:
         yield
@@ -491,8 +490,8 @@ class FaissVectorIndex:
         """Search parameters: the selector (or ``None``), and for HNSW a search depth of
         at least ``depth`` (``rerank * k / 2``, twice the results for the default
         rerank 4): the depth at which HNSW keeps nearly all of the exact top ``k``
-        and the evidence recall of ``Flat`` (the depth table of docs/benchmarks.md,
-        "Query latency", from ``benchmarks/hnsw_depth.py``)."""
+        and the evidence recall of ``Flat`` (measured: the depth table in
+        docs/benchmarks.md#query-latency, from ``benchmarks/hnsw_depth.py``)."""
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
             return faiss.SearchParametersIVF(sel=selector, nprobe=int(ivf.nprobe))

@@ -2,8 +2,8 @@
 
 Why: ``pip install hybridctx`` without an extra must index and retrieve. Exact
 search over unit vectors is one matrix product, which numpy does well enough
-up to a few hundred thousand landmarks (a few times slower than FAISS ``Flat``:
-docs/benchmarks.md, "Vector backend internals"). The files are the FAISS index's own, less
+up to a few hundred thousand landmarks, a few times slower than FAISS ``Flat``
+(measured: docs/benchmarks.md#vector-backend-internals). The files are the FAISS index's own, less
 ``vectors.faiss``: ``vectors.npy`` (the exact vectors FAISS keeps beside its
 index too), ``vector_ids.npy`` and ``vectors.json`` with ``"engine": "numpy"``.
 So an index written with FAISS opens here (its exact copy is searched, every

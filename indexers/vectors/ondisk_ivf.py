@@ -63,7 +63,7 @@ IVFDATA_FILE = "vectors.ivfdata"
 _WORK_LISTS = "lists.ivfdata"
 _ADD_ROWS = 16_384  # vectors per FAISS add while filling (25 MB at 384-d)
 # FAISS starts 32 threads per search to page the probed lists in ahead of the scan, most of
-# a query's time when the pages are cached (docs/benchmarks.md, "Vector backend internals");
+# a query's time when the pages are cached (measured: docs/benchmarks.md#vector-backend-internals);
 # the scan faults them in anyway.
 _PREFETCH_THREADS = 0
 
