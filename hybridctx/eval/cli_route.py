@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-budget", type=int, default=None, metavar="N")
     p.add_argument("--target-recall", type=float, default=0.95, metavar="R",
                    help="share of always-full's recall the router must keep (default 0.95)")
-    p.add_argument("--target-tokens", type=float, default=0.25, metavar="T",
-                   help="share of always-full's tokens the router may send (default 0.25)")
+    p.add_argument("--target-tokens", type=float, default=0.15, metavar="T",
+                   help="share of always-full's tokens the router may send (default 0.15, issue 14's target)")
     p.add_argument("--adaptive-budget", action="store_true",
                    help="let retrieval's confidence (hybridctx.retrieval.confidence) pick each question's budget between "
                         "0.5x and 1.5x the router's")

@@ -166,7 +166,7 @@ class RouteReport:
     datasets: tuple[str, ...]
     rows: tuple[RouteRow, ...]
     min_recall_ratio: float = 0.95
-    max_token_ratio: float = 0.25
+    max_token_ratio: float = 0.15
     session: int | None = None
 
     def _rows(self, dataset: str | None, fits_only: bool) -> list[RouteRow]:
@@ -231,7 +231,7 @@ def evaluate_routes(
     budget: int | None = None,
     counter: TokenCounter | None = None,
     min_recall_ratio: float = 0.95,
-    max_token_ratio: float = 0.25,
+    max_token_ratio: float = 0.15,
     show_progress: bool | None = None,
     session: int | None = None,
 ) -> RouteReport:
