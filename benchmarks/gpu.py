@@ -84,11 +84,11 @@ def _sync(device: str) -> None:
 # -- encoding -------------------------------------------------------------------
 def bench_encoding(device: str, batch_sizes: list[int], copies: int, max_chars: int | None) -> list[dict[str, Any]]:
     from hybridctx.datatypes import Document
-    from hybridctx.embeddings import WindowedLandmarkEncoder
+    from hybridctx.embeddings import load_encoder
     from hybridctx.ingest.landmarks import landmarks_for
 
     text = SAMPLE.read_text(encoding="utf-8")[:max_chars]
-    encoder = WindowedLandmarkEncoder(device=device)
+    encoder = load_encoder({"device": device})
     max_tokens = max(8, min(128, (encoder.window - encoder.overlap) // 2))  # as indexing does
     docs, tokens = [], 0
     for i in range(copies):

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     add_out_argument(parser, help="write every timing to index_throughput.json in this directory")
     args = parser.parse_args(argv)
 
-    from hybridctx.embeddings import WindowedLandmarkEncoder
+    from hybridctx.embeddings import load_encoder as load_landmark_encoder
     from hybridctx.eval.llama_embedding import load_encoder
 
     docs = load_corpus(args.corpus, args.max_chars)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         settings["overlap"] = args.overlap
     if args.batch_tokens is not None:
         settings["batch_tokens"] = args.batch_tokens
-    encoder = WindowedLandmarkEncoder(**settings)
+    encoder = load_landmark_encoder(settings)  # windowed: its ONNX export and windows are read below
     tokens = sum(len(encoder.token_offsets(t)[0]) for _, t in docs)
     model = load_encoder(None, device="cpu")
     # Warm both models (and make or load the ONNX export) so no run pays for loading.

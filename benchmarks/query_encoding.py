@@ -51,7 +51,7 @@ def measure(args: argparse.Namespace) -> int:
 
     import torch
 
-    from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+    from hybridctx.embeddings import EncoderConfig, load_encoder
     from hybridctx.embeddings.onnx_export import fp32_export
     from hybridctx.embeddings.onnx_query import OnnxQueryEncoder, known_onnx_export
 
@@ -60,7 +60,7 @@ def measure(args: argparse.Namespace) -> int:
         questions = [json.loads(line)["question"] for line in lines if line.strip()][: args.queries]
     else:
         questions = [f"What did the report say about item {i} and who approved it?" for i in range(args.queries)]
-    encoder = WindowedLandmarkEncoder(EncoderConfig(query_runtime="torch", device="cpu"))
+    encoder = load_encoder(EncoderConfig(query_runtime="torch", device="cpu"))  # windowed: its model is read below
     encoder.encode_queries(questions[:1])  # loads the model and tokenizer
     model = encoder._model  # the loaded transformers model the documents are encoded with
     seqs = [encoder._prefix + encoder._backend.encode(q, add_special_tokens=False).ids + encoder._suffix

@@ -144,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hybridctx index built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         hc = HybridContext.open(index_dir)
         # The same index with queries encoded by PyTorch instead of ONNX Runtime, to show what that costs.
-        from hybridctx.embeddings import WindowedLandmarkEncoder
+        from hybridctx.embeddings.registry import encoder_record, load_encoder as load_landmark_encoder
         from hybridctx.indexers import LandmarkStore
 
-        torch_side = HybridContext(hc.store, WindowedLandmarkEncoder(
-            replace(hc.encoder.config, query_runtime="torch")), path=str(index_dir))
+        backend = encoder_record(hc.encoder).get("backend", "transformers")  # the index's own backend
+        torch_side = HybridContext(hc.store, load_landmark_encoder(
+            replace(hc.encoder.config, query_runtime="torch"), backend=backend), path=str(index_dir))
         # The same corpus indexed with other FAISS kinds (e.g. HNSW32), sharing the encoder.
         others = {f"hybridctx, {HybridContext.describe(d)['vectors'].get('kind', d)} vectors": HybridContext(
             LandmarkStore.load(d), hc.encoder, path=str(d)) for d in args.also_index}

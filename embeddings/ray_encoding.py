@@ -5,10 +5,11 @@ document, while the index (tables, FAISS, BM25) must be written by one process
 to stay atomic. :class:`RayLandmarkEncoder` wraps a local encoder and keeps its
 protocol: tokenising, landmarks, queries and the index stay in the driver;
 ``encode_documents`` splits each batch of documents into shards of similar
-length and sends them to Ray actors that each hold the same encoder (built from
-the same :class:`EncoderConfig`, checked by identity when they start). Results
-come back in order, so the index written is the one a single process would
-write, with vectors equal up to float rounding (batches pad differently).
+length and sends them to Ray actors that each hold the same encoder (built by
+the same registry backend from the same settings, checked by identity when they
+start). Results come back in order, so the index written is the one a single
+process would write, with vectors equal up to float rounding (batches pad
+differently), and its manifest records the local encoder's backend and settings.
 
 Ray is optional (``pip install 'hybridctx[ray]'``, ~240 MB) and imported only
 when a :class:`RayLandmarkEncoder` is built.
@@ -40,13 +41,13 @@ def import_ray() -> Any:
 
 
 class _EncoderWorker:
-    """What each Ray actor runs: one encoder, loaded once (made remote at run time)."""
+    """What each Ray actor runs: one encoder, loaded once (made remote at run time), by the
+    backend that built the driver's encoder."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        from hybridctx.embeddings.config import EncoderConfig
-        from hybridctx.embeddings.windowed import WindowedLandmarkEncoder
+    def __init__(self, settings: dict[str, Any], backend: str = "transformers") -> None:
+        from hybridctx.embeddings.registry import load_encoder
 
-        self._encoder = WindowedLandmarkEncoder(EncoderConfig.from_mapping(settings))
+        self._encoder = load_encoder(settings, backend=backend)
 
     def identity(self) -> dict[str, Any]:
         return dict(self._encoder.identity)
@@ -108,14 +109,18 @@ class RayLandmarkEncoder:
         settings = config.to_dict()
         if not gpus and str(settings.get("device", "auto")).startswith("cuda"):
             raise ConfigError("device 'cuda' was asked for but the Ray cluster has no GPU; use device 'auto' or 'cpu'")
+        from hybridctx.embeddings.registry import adopt_record, encoder_record
+
+        backend = encoder_record(encoder).get("backend", "transformers")
         worker = ray.remote(_EncoderWorker)
-        self._actors = [worker.options(**options).remote(settings) for _ in range(n)]
+        self._actors = [worker.options(**options).remote(settings, backend) for _ in range(n)]
         wanted = dict(encoder.identity)
         for got in ray.get([a.identity.remote() for a in self._actors]):
             if got != wanted:
                 differing = sorted(k for k in set(got) | set(wanted) if got.get(k) != wanted.get(k))
                 raise ConfigError(f"a Ray worker's encoder differs from this process's in {', '.join(differing)}: "
                                   f"{ {k: (wanted.get(k), got.get(k)) for k in differing} }")
+        adopt_record(self, encoder)  # an index built on Ray reopens with the local encoder's backend
         logger.info("encoding on %d Ray actor(s) (%s per actor; cluster %s)", n, options, dict(resources))
 
     # -- the encoder protocol (everything but documents stays local) ----

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from hybridctx.embeddings.protocol import LandmarkEncoder
 
 __all__ = [
+    "adopt_record",
     "encoder_from_identity",
     "encoder_from_manifest",
     "encoder_from_settings",
@@ -122,6 +123,15 @@ def encoder_record(encoder: Any) -> dict[str, Any]:
     if found is None:
         found = _builtin_record(encoder)
     return json.loads(json.dumps(found)) if found else {}
+
+
+def adopt_record(wrapper: Any, inner: Any) -> None:
+    """Give ``wrapper``, an encoder that delegates to ``inner`` (the Ray encoder, the eval
+    window cache), ``inner``'s record: an index built through the wrapper then reopens
+    with the encoder inside it, not with an empty record."""
+    record = encoder_record(inner)
+    if record:
+        _remember(wrapper, record)
 
 
 def encoder_from_settings(settings: Mapping[str, Any] | None = None) -> LandmarkEncoder:

@@ -241,7 +241,7 @@ class Trainer:
         import torch
 
         from hybridctx.embeddings.config import EncoderConfig
-        from hybridctx.embeddings.windowed import WindowedLandmarkEncoder
+        from hybridctx.embeddings.registry import load_encoder
 
         cfg = self.config
         random.seed(cfg.seed)
@@ -252,7 +252,8 @@ class Trainer:
         if "document_runtime" in EncoderConfig.__dataclass_fields__:
             values["document_runtime"] = "torch"  # no ONNX export of every epoch's weights
         enc_cfg = EncoderConfig(**values)
-        encoder = WindowedLandmarkEncoder(enc_cfg)
+        # The windowed ("transformers") backend: the trainer reads its torch model and tokenizer below.
+        encoder: Any = load_encoder(enc_cfg, backend="transformers")
         encoder._load()  # noqa: SLF001 - the trainer reads documents as this encoder does
         torch.set_grad_enabled(True)  # the encoder switches gradients off for serving
         self._encoder = encoder
@@ -417,6 +418,9 @@ class Trainer:
             return {"score": math.nan}
         if not hasattr(self, "_val_encoder"):
             cfg = self._encoder.config
+            # Built directly, not through the registry: it serves the model being trained (loaded=,
+            # the live torch object), which no registry backend takes; validation's stores live
+            # in memory and are never reopened.
             served = WindowedLandmarkEncoder(EncoderConfig.from_mapping(cfg.to_dict()),
                                              loaded=(self.model, self.tokenizer))
             self._val_encoder = _Versioned(served)

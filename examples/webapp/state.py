@@ -225,8 +225,7 @@ class WebState:
     # -- on the worker thread --------------------------------------------------------------
 
     def _startup(self) -> None:
-        from hybridctx import HybridContext
-        from hybridctx.embeddings import WindowedLandmarkEncoder
+        from hybridctx import HybridContext, load_encoder
 
         if self._encoder is None:
             if (self.index_dir / "manifest.json").exists():
@@ -234,7 +233,7 @@ class WebState:
                 self._encoder = opened.encoder
                 opened.store.close()
             else:
-                self._encoder = WindowedLandmarkEncoder()
+                self._encoder = load_encoder()
         paths = (bundled_documents() if self.settings.bundled else []) + list(self.settings.documents)
         if paths:
             logger.info("indexing %s into %s ...", ", ".join(p.name for p in paths), self.index_dir)

@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     encoder = None
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
     if "hybridctx" in names:
-        from hybridctx.embeddings import EncoderConfig, WindowedLandmarkEncoder
+        from hybridctx.embeddings import load_encoder
 
         settings = {"device": args.device} | ({"model": args.encoder} if args.encoder else {})
-        encoder = WindowedLandmarkEncoder(EncoderConfig.from_mapping(settings))
+        encoder = load_encoder(settings)  # the window cache reads the windowed encoder's internals
     methods = make_methods(names, tokenizer=args.tokenizer, encoder=encoder, show_progress=show)
     from hybridctx.eval.cli_args import quiet_bm25s
 

@@ -130,11 +130,11 @@ def make_methods(
         if names.count(name) > 1:
             raise ConfigError(f"method '{name}' is given twice; give each once")
         if name == "hybridctx":
-            from hybridctx.embeddings import WindowedLandmarkEncoder
+            from hybridctx.embeddings import load_encoder
             from hybridctx.eval.hybrid_method import HybridCtxMethod
             from hybridctx.eval.window_cache import CachedWindowEncoder
 
-            base = encoder if encoder is not None else WindowedLandmarkEncoder()
+            base = encoder if encoder is not None else load_encoder()
             cached = CachedWindowEncoder(base, show_progress=show_progress)
             out.append(HybridCtxMethod("hybridctx", encoder=cached, tokenizer=tokenizer, show_progress=False))
         elif name == "bm25":

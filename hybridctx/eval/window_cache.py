@@ -53,7 +53,10 @@ class CachedWindowEncoder:
     """
 
     def __init__(self, base: Any, *, max_vectors: int = 500_000, show_progress: bool | None = None) -> None:
+        from hybridctx.embeddings.registry import adopt_record
+
         self.base = base
+        adopt_record(self, base)  # an index built through the cache reopens with the base encoder
         self.max_vectors = max_vectors
         self.show_progress = show_progress
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
