@@ -61,6 +61,16 @@ class EncoderConfig:
             and ``onnxruntime`` packages are present and the export can be
             made, else ``torch``, logged with the reason). On a GPU ``auto`` is
             ``torch``.
+        header_prefix_tokens: ``0`` (off), or the most tokens of a header path
+            read before a window: a window whose first landmark lies under a
+            heading that starts before the window gets that heading's path
+            (title › section, or the session header) after its first special
+            token, so the landmark is read knowing where it stands; the
+            landmark's vector still pools only its own tokens. Windows of a
+            document with headings are planned this many tokens shorter.
+            Needs the headings in the input (:class:`~hybridctx.embeddings.protocol.HeadedDocument`,
+            which indexing passes); queries are unchanged. Opt-in
+            (measured: docs/benchmarks.md#structure-and-query-hints-issue-13).
     """
 
     model: str = "all-MiniLM-L6-v2"
@@ -78,6 +88,7 @@ class EncoderConfig:
     query_runtime: QueryRuntime = "auto"
     query_onnx: str | None = None
     document_runtime: QueryRuntime = "auto"
+    header_prefix_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "landmark"):
@@ -94,6 +105,9 @@ class EncoderConfig:
             raise ConfigError(f"query_runtime '{self.query_runtime}' is not one of auto, torch, onnx")
         if self.document_runtime not in ("auto", "torch", "onnx"):
             raise ConfigError(f"document_runtime '{self.document_runtime}' is not one of auto, torch, onnx")
+        if isinstance(self.header_prefix_tokens, bool) or not isinstance(self.header_prefix_tokens, int) \
+                or not 0 <= self.header_prefix_tokens <= 64:
+            raise ConfigError(f"header_prefix_tokens {self.header_prefix_tokens!r} must be an integer from 0 to 64")
         if self.batch_tokens < 64:
             raise ConfigError(f"batch_tokens {self.batch_tokens} must be at least 64")
 

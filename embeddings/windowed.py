@@ -23,7 +23,7 @@ from hybridctx.embeddings.config import EncoderConfig
 from hybridctx.embeddings.device import resolve_device
 from hybridctx.embeddings.models import ModelSpec, resolve_model
 from hybridctx.embeddings.pooling import owned_sentences, pool_window, window_positions, window_sequence
-from hybridctx.embeddings.protocol import DocumentInput
+from hybridctx.embeddings.protocol import DocumentInput, Header, document_headers
 from hybridctx.embeddings.windows import plan_windows, sentence_token_ranges
 from hybridctx.errors import ConfigError
 
@@ -90,6 +90,8 @@ class WindowedLandmarkEncoder:
             "window": self.window,
             "overlap": self.overlap,
             "query_instruction": self.query_instruction,
+            # Only when on: an index built without it has the identity it always had.
+            **({"header_prefix_tokens": cfg.header_prefix_tokens} if cfg.header_prefix_tokens else {}),
         }
 
     @property
@@ -264,7 +266,9 @@ class WindowedLandmarkEncoder:
         """Encode every sentence of every document in its context.
 
         Args:
-            documents: ``(text, sentences)`` pairs; sentences are char ranges.
+            documents: ``(text, sentences)`` pairs; sentences are char ranges. With
+                ``header_prefix_tokens`` on, a :class:`~hybridctx.embeddings.protocol.HeadedDocument`
+                also gives its headings (a plain pair is read without header prefixes).
             show_progress: tqdm bar (``None``: only on a terminal).
 
         Returns:
@@ -272,7 +276,7 @@ class WindowedLandmarkEncoder:
             zeros for a document the model cannot read (see ``unreadable_docs``).
         """
         self._load()
-        prepared = [self._prepare(text, sentences) for text, sentences in documents]
+        prepared = [self._prepare(doc[0], doc[1], document_headers(doc)) for doc in documents]
         unreadable = [self._mostly_unknown(p["ids"]) for p in prepared]
         for p, skip in zip(prepared, unreadable):
             if skip:  # encode nothing: its windows would be [UNK] noise
@@ -304,10 +308,11 @@ class WindowedLandmarkEncoder:
             return False
         return float(np.mean(ids == unk)) > self.config.unreadable_ratio
 
-    def _prepare(self, text: str, sentences: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    def _prepare(self, text: str, sentences: Sequence[tuple[int, int]], headers: Sequence[Header] = ()) -> dict[str, Any]:
         offsets, ids = self.token_offsets(text)
         sent = np.asarray(sentences, dtype=np.int64).reshape(-1, 2)
         ranges = sentence_token_ranges(offsets, sent) if len(sent) else np.zeros((0, 2), np.int64)
+        plain_ends = ranges[:, 1].copy()  # before landmark tokens shift them
         landmark = self.config.pooling == "landmark"
         if landmark and len(ranges):
             # A landmark token after each sentence; sentence k's tokens shift by k.
@@ -315,10 +320,56 @@ class WindowedLandmarkEncoder:
             ids = np.insert(ids, ranges[:, 1], self._landmark_id)
             ranges = ranges + shift[:, None]
             ranges[:, 1] += 1  # the sentence now ends with its landmark
-        length = self.window - len(self._prefix) - len(self._suffix)
+        n_header = self.config.header_prefix_tokens if headers and len(ranges) else 0
+        length = self.window - len(self._prefix) - len(self._suffix) - n_header
         overlap = min(self.overlap, length - 1)
         plan = plan_windows(ranges, len(ids), length, overlap)
-        return {"ids": ids, "ranges": ranges, "plan": plan}
+        prepared = {"ids": ids, "ranges": ranges, "plan": plan}
+        if n_header:
+            # Where each heading starts, in the (landmark-shifted) token sequence the windows cut.
+            starts = np.asarray([h[0] for h in headers], dtype=np.int64)
+            tokens = np.searchsorted(offsets[:, 1], starts, side="right") if len(offsets) else starts * 0
+            if landmark:
+                tokens = tokens + np.searchsorted(plain_ends, tokens, side="right")
+            prepared["headers"] = self._header_prefixes(plan, sent, headers, starts, tokens, n_header)
+        return prepared
+
+    def _header_prefixes(self, plan: Any, sentences: np.ndarray, headers: Sequence[Header], starts: np.ndarray,
+                         tokens: np.ndarray, limit: int) -> list[list[int]]:
+        """Per window, the header-path tokens read before it: the path of the heading its
+        first landmark lies under when that heading starts before the window, else none."""
+        order = np.argsort(starts, kind="stable")
+        starts, tokens = starts[order], tokens[order]
+        paths: dict[int, list[int]] = {}
+        out: list[list[int]] = []
+        for w, sents in enumerate(owned_sentences(plan.assignment, len(plan.windows))):
+            h = int(np.searchsorted(starts, sentences[sents[0], 0], side="right")) - 1 if len(sents) else -1
+            if h < 0 or tokens[h] >= plan.windows[w][0]:
+                out.append([])  # no heading above, or the window reads it itself
+                continue
+            if h not in paths:
+                paths[h] = self._path_ids(headers[int(order[h])][1], limit)
+            out.append(paths[h])
+        return out
+
+    def _path_ids(self, path: Sequence[str], limit: int) -> list[int]:
+        """A header path's tokens, each label followed by a separator (``›``), at most
+        ``limit``: the innermost labels are kept whole first, outer ones while they fit,
+        and an innermost label longer than the limit is cut."""
+        sep = self._backend.encode("›", add_special_tokens=False).ids
+        if len(sep) != 1 or sep[0] == self._tokenizer.unk_token_id:
+            sep = self._backend.encode(":", add_special_tokens=False).ids[:1]
+        out: list[int] = []
+        for label in reversed(path):
+            part = self._backend.encode(label, add_special_tokens=False).ids
+            if not part:
+                continue
+            if len(out) + len(part) + len(sep) > limit:
+                if not out:
+                    out = part[: limit - len(sep)] + sep
+                break
+            out = part + sep + out
+        return out
 
     def _encode_windows(self, prepared: list[dict[str, Any]], show_progress: bool | None, total: int) -> list[np.ndarray]:
         from tqdm.auto import tqdm
@@ -327,7 +378,9 @@ class WindowedLandmarkEncoder:
         results = [np.zeros((len(p["ranges"]), dim), dtype=np.float32) for p in prepared]
         jobs = [(d, w) for d, p in enumerate(prepared) for w in range(len(p["plan"].windows))]
         n_special = len(self._prefix) + len(self._suffix)
-        lengths = [int(np.diff(prepared[d]["plan"].windows[w])[0]) + n_special for d, w in jobs]
+        heads = [p.get("headers") for p in prepared]  # header-path tokens per window (header_prefix_tokens)
+        lengths = [int(np.diff(prepared[d]["plan"].windows[w])[0]) + n_special + len(_head(heads[d], w))
+                   for d, w in jobs]
         onnx = self._onnx_documents() if jobs else None
         landmark = self.config.pooling == "landmark"
         n_pre = len(self._prefix)
@@ -341,8 +394,8 @@ class WindowedLandmarkEncoder:
             batch = [jobs[i] for i in rows]
             seqs = []
             for d, w in batch:
-                seqs.append(window_sequence(prepared[d]["ids"], prepared[d]["plan"].windows[w], self._prefix,
-                                            self._suffix))
+                seqs.append(window_sequence(prepared[d]["ids"], prepared[d]["plan"].windows[w],
+                                            self._prefix + _head(heads[d], w), self._suffix))
             hidden = self._forward(seqs, onnx)  # (B, T, dim) float32 torch on device
             # ONNX Runtime's states are pooled as the numpy array they are (zero-copy; see pool_window).
             states = hidden.numpy() if onnx is not None else hidden
@@ -350,7 +403,8 @@ class WindowedLandmarkEncoder:
                 sents = owners[(d, w)]
                 if len(sents) == 0:
                     continue
-                ts, te = window_positions(prepared[d]["plan"].windows[w], prepared[d]["ranges"][sents], n_pre)
+                ts, te = window_positions(prepared[d]["plan"].windows[w], prepared[d]["ranges"][sents],
+                                          n_pre + len(_head(heads[d], w)))
                 vec = pool_window(states[row], ts, te, landmark=landmark)
                 results[d][sents] = vec if onnx is not None else vec.float().cpu().numpy()
             bar.update(len(batch))
@@ -526,6 +580,11 @@ def _padded(seqs: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.nda
         ids[i, : len(s)] = s
     mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
     return ids, mask
+
+
+def _head(headers: list[list[int]] | None, w: int) -> list[int]:
+    """Window ``w``'s header-path tokens (none when the document has no header prefixes)."""
+    return headers[w] if headers else []
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -57,6 +57,9 @@ ENCODERS: dict[str, dict[str, Any]] = {
     "mix": {"context": "mix", "mix_weight": 0.5},
     # Same document vectors (query_runtime is not part of the index identity): queries by PyTorch.
     "window-torchq": {"context": "window", "query_runtime": "torch"},
+    # Issue 13.2(b): a window under an out-of-window heading reads its header path first (16 tokens at most).
+    "hdrctx16": {"context": "window", "header_prefix_tokens": 16},
+    "hdrctx32": {"context": "window", "header_prefix_tokens": 32},
 }
 # Retrieval variants on the default encoder: they share its index.
 RETRIEVAL: dict[str, dict[str, Any]] = {

@@ -90,13 +90,16 @@ def index_documents(
     group: list[DocumentLandmarks] = []
     group_size = 0
     max_tokens = _max_landmark_tokens(encoder)
+    # Headings travel with a document only to an encoder that reads them (header_prefix_tokens).
+    headed = int(getattr(getattr(encoder, "config", None), "header_prefix_tokens", 0) or 0) > 0
     bar = tqdm(desc="indexing", unit="doc", disable=None if show_progress is None else not show_progress)
 
     def flush() -> None:
         nonlocal group, group_size
         if not group:
             return
-        vectors = encoder.encode_documents([(g.document.text, g.sentences) for g in group], show_progress=False)
+        inputs = [_encoder_input(g, headed) for g in group]
+        vectors = encoder.encode_documents(inputs, show_progress=False)
         for item, vecs in zip(group, vectors):
             existed = store.has_document(item.document.doc_id)
             store.add_document(item.document, item.landmarks, vecs, item.tokens)
@@ -129,6 +132,20 @@ def index_documents(
     flush()
     bar.close()
     return added, replaced, unchanged, totals[0], totals[1]
+
+
+def _encoder_input(item: DocumentLandmarks, headed: bool) -> Any:
+    """``(text, sentences)``, or with ``headed`` a :class:`HeadedDocument` that also gives
+    each heading's start and header path (title › sections, or the session header)."""
+    doc = item.document
+    if not headed:
+        return (doc.text, item.sentences)
+    from hybridctx.embeddings.protocol import HeadedDocument
+    from hybridctx.ingest.structure import extract_structure
+
+    structure = extract_structure(doc.text, title=doc.title, metadata=doc.metadata)
+    headers = [(h.start, structure.path_at(h.start, speaker=False)) for h in structure.headings]
+    return HeadedDocument(doc.text, item.sentences, headers)
 
 
 def _max_landmark_tokens(encoder: Any) -> int:
