@@ -71,7 +71,9 @@ class Hit:
 class Span:
     """A run of whole sentences of one document, as packed into a context.
 
-    ``text == document.text[start:end]`` always holds.
+    ``text == document.text[start:end]`` always holds. ``header``, when not
+    empty, is the short header path of its first sentence that its marker line
+    shows (``RetrievalConfig.header_markers``).
     """
 
     doc_id: str
@@ -83,9 +85,10 @@ class Span:
     first_sentence: int = 0
     last_sentence: int = 0
     trimmed: bool = False
+    header: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "doc_id": self.doc_id,
             "start": self.start,
             "end": self.end,
@@ -93,6 +96,9 @@ class Span:
             "tokens": self.tokens,
             "text": self.text,
         }
+        if self.header:
+            out["header"] = self.header
+        return out
 
 
 @dataclass(frozen=True)

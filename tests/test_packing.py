@@ -52,6 +52,8 @@ _PIECES = st.sampled_from(
 )
 _SENTENCE = st.lists(_PIECES, min_size=1, max_size=12).map("".join)
 _SEPARATORS = st.sampled_from(["", " ", "\n", "\n\n", " \n "])
+_HEADERS = st.sampled_from(["", "12. GOVERNING LAW", "Session 3 (8 May, 2023)", "第三回 一\n二", "§ 4 › 4.2",
+                            "Agreement › " + "Very Long Heading " * 6, "🙂\r"])
 
 
 @st.composite
@@ -93,11 +95,16 @@ def documents_and_candidates(
     return texts, sentence_ranges, candidates
 
 
+def marker_line(position: int, span: Span) -> str:
+    """The documented marker line: ``[k] doc_id``, or ``[k] doc_id § header``."""
+    return f"[{position}] {span.doc_id}" + (f" § {span.header}" if span.header else "")
+
+
 def placed_in_context(spans: tuple[Span, ...], markers: bool) -> list[tuple[int, int]]:
     """Where each span's text lies in ``render(spans)``, from the documented format."""
     placed, at = [], 0
     for position, span in enumerate(spans, 1):
-        at += (2 if position > 1 else 0) + (len(f"[{position}] {span.doc_id}\n") if markers else 0)
+        at += (2 if position > 1 else 0) + (len(marker_line(position, span) + "\n") if markers else 0)
         placed.append((at, at + len(span.text)))
         at += len(span.text)
     return placed
@@ -142,6 +149,7 @@ def test_span_tokens_on_real_prose_match_each_text_alone(counter_name: str) -> N
     order=st.sampled_from(["document", "relevance", "edges"]),
     markers=st.booleans(),
     allow_trim=st.booleans(),
+    labels=st.none() | st.lists(_HEADERS, min_size=1, max_size=6),
 )
 def test_packed_context_never_exceeds_budget(
     data: tuple[dict[str, str], dict[str, list[tuple[int, int]]], list[SpanCandidate]],
@@ -151,16 +159,32 @@ def test_packed_context_never_exceeds_budget(
     order: str,
     markers: bool,
     allow_trim: bool,
+    labels: list[str] | None,
 ) -> None:
     texts, sentence_ranges, candidates = data
     counter = get_counter(counter_name)
     reserve = min(int(budget * reserve_fraction), budget - 1)
+    # Header markers: each sentence's header is one of ``labels``, changing along the document
+    # (sections), so trimming a span's start can change the marker it needs.
+    ordinal = {(d, r[0]): i for d, ranges in sentence_ranges.items() for i, r in enumerate(ranges)}
+
+    def header_of(doc_id: str, offsets: object) -> list[str]:
+        assert labels is not None
+        return [labels[ordinal[(doc_id, at)] % len(labels)] for at in offsets]  # type: ignore[attr-defined]
+
     packed = pack(
         candidates, texts, budget, counter, order=order, reserve=reserve,  # type: ignore[arg-type]
-        markers=markers, allow_trim=allow_trim,
+        markers=markers, allow_trim=allow_trim, headers=header_of if labels is not None else None,
     )
+    for position, span in enumerate(packed.spans, 1):
+        # Each span's marker names the header of its own first sentence, on one line.
+        first = header_of(span.doc_id, [span.start])[0] if labels is not None and markers else ""
+        assert span.header == first.replace("\r", " ").replace("\n", " ")
+        if markers:
+            assert marker_line(position, span) in packed.context.split("\n")
     event(f"spans={min(len(packed.spans), 3)} dropped={min(len(packed.dropped), 3)}")
     event(f"trimmed={any(s.trimmed for s in packed.spans)}")
+    event(f"header markers={labels is not None and markers}")
     assert packed.tokens == counter.count(packed.context)
     assert packed.tokens <= budget - reserve
     assert packed.tokenizer == counter.name

@@ -93,7 +93,6 @@ class HybridCtxMethod:
         self._cache.clear()
 
     def retrieve(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> list[PackedRange]:
-        from hybridctx.packing.packer import pack
         from hybridctx.packing.tokens import get_counter
 
         if self._retriever is None:
@@ -108,10 +107,7 @@ class HybridCtxMethod:
             # Only the current question's searches are kept.
             self._cache = {k: v for k, v in self._cache.items() if k[:2] == key[:2]}
             self._cache[key] = found
-        packed = pack(
-            found, self._retriever.documents.text, budget, get_counter(self.tokenizer), query=query,
-            order=self.config.order, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget),
-        )
+        packed = self._retriever.pack(found, budget, get_counter(self.tokenizer), query=query)
         return [(s.doc_id, s.start, s.end) for s in packed.spans]
 
     def signals(self, query: str, doc_ids: Sequence[str] | None, budget: int) -> dict[str, Any]:

@@ -78,6 +78,8 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     # Issue 13: hits under the date, speaker or section a question names are boosted.
     "hint1": {"hint_weight": 1.0},
     "hint2": {"hint_weight": 2.0},
+    # Issue 13.2(d): each marker line names its span's section ("[3] doc § 12. GOVERNING LAW").
+    "hdrmarks": {"header_markers": True},
     # Issue 14: fewer, longer passages at the same budget: each hit grows 6 sentences back and 5
     # forward across paragraph breaks (~12 sentences a span instead of ~5).
     "passages": {"growth": GrowthRule(back=6, forward=5, within_paragraph=False)},

@@ -56,8 +56,10 @@ class HybridCtxRetriever(BaseRetriever):
     Each returned ``Document`` is one packed span: ``page_content`` is its text
     (exactly ``document[start:end]``) and ``metadata`` holds ``doc_id``,
     ``start``, ``end``, ``score``, ``tokens``, ``marker`` (its ``[k]`` in the
-    rendered context), ``trimmed`` and ``query``. Documents come in document
-    order and together fit ``budget`` tokens, markers included.
+    rendered context), ``trimmed`` and ``query``, and ``header`` when the
+    index was opened with ``RetrievalConfig(header_markers=True)`` (the section
+    its marker names). Documents come in document order and together fit
+    ``budget`` tokens, markers included.
 
     Example::
 
@@ -332,12 +334,11 @@ def span_documents(packed: PackedContext, query: str | None = None) -> list[Docu
 
 
 def _span_document(span: Span, marker: int, query: str) -> Document:
-    return Document(
-        id=f"{span.doc_id}:{span.start}-{span.end}",
-        page_content=span.text,
-        metadata={"doc_id": span.doc_id, "start": span.start, "end": span.end, "score": float(span.score),
-                  "tokens": span.tokens, "marker": marker, "trimmed": span.trimmed, "query": query},
-    )
+    metadata = {"doc_id": span.doc_id, "start": span.start, "end": span.end, "score": float(span.score),
+                "tokens": span.tokens, "marker": marker, "trimmed": span.trimmed, "query": query}
+    if span.header:  # what its marker line names (RetrievalConfig.header_markers)
+        metadata["header"] = span.header
+    return Document(id=f"{span.doc_id}:{span.start}-{span.end}", page_content=span.text, metadata=metadata)
 
 
 def _as_documents(value: Any) -> list[Document]:

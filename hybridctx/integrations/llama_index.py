@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 # Metadata a span node carries; kept out of what LLMs and embedders read, so that
 # a synthesizer sends exactly the text the budget was counted on.
-_SPAN_METADATA = ("doc_id", "tokens", "marker", "trimmed")
+_SPAN_METADATA = ("doc_id", "tokens", "marker", "trimmed", "header")
 
 
 class HybridCtxNodeRetriever(BaseRetriever):
@@ -63,7 +63,8 @@ class HybridCtxNodeRetriever(BaseRetriever):
     Each ``NodeWithScore`` holds one packed span as a ``TextNode``: its text is
     exactly ``document[start_char_idx:end_char_idx]``, its source relationship
     and ``metadata["doc_id"]`` name the document, and ``metadata`` also holds
-    ``tokens``, ``marker`` and ``trimmed`` (hidden from LLM and embedding
+    ``tokens``, ``marker`` and ``trimmed``, and ``header`` with
+    ``RetrievalConfig(header_markers=True)`` (all hidden from LLM and embedding
     content). Nodes come in document order and together fit ``budget`` tokens,
     markers included.
 
@@ -275,7 +276,8 @@ def _span_node(span: Span, marker: int) -> TextNode:
         text=span.text,
         start_char_idx=span.start,
         end_char_idx=span.end,
-        metadata={"doc_id": span.doc_id, "tokens": span.tokens, "marker": marker, "trimmed": span.trimmed},
+        metadata={"doc_id": span.doc_id, "tokens": span.tokens, "marker": marker, "trimmed": span.trimmed,
+                  **({"header": span.header} if span.header else {})},
         excluded_llm_metadata_keys=list(_SPAN_METADATA),
         excluded_embed_metadata_keys=list(_SPAN_METADATA),
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=span.doc_id)},

@@ -7,6 +7,13 @@ anchor rather than dropping it), where they go (document order, relevance order,
 or relevance at the edges), and the proof that the *rendered* string, markers and
 separators included, fits the budget in the target tokenizer.
 
+Markers. Each span's marker line is ``[k] doc_id``, or ``[k] doc_id § header``
+when the caller gives each sentence's header (the retriever's
+``header_markers``). Marker lines are part of the budget: a header marker
+differs per span (it names the section of the span's *first* sentence, which
+trimming may move), so each unit is charged the costliest marker any of its
+possible first sentences would give it.
+
 Counting. Selection works on per-block token counts (batched through
 ``count_many``); BPE counts are not exactly additive across joins, so the final
 string is counted once more, and when it is over (rare) the selection is redone
@@ -31,13 +38,17 @@ from hybridctx.errors import BudgetError, ConfigError, InputError
 from hybridctx.packing.slice_tokens import SliceCounts, slice_counts
 from hybridctx.packing.tokens import TokenCounter, count_many
 
-__all__ = ["PackOrder", "SpanCandidate", "pack", "render"]
+__all__ = ["HeaderLookup", "PackOrder", "SpanCandidate", "pack", "render"]
 
 logger = logging.getLogger(__name__)
 
 PackOrder = Literal["document", "relevance", "edges"]
 _ORDERS: tuple[str, ...] = get_args(PackOrder)
 _SEPARATOR = "\n\n"
+_HEADER_MARK = " § "
+
+HeaderLookup = Callable[[str, Sequence[int]], Sequence[str]]
+"""``(doc_id, sentence start offsets) -> the header each marker would show ('' for none)``."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ class _Unit:
     """A merged candidate with its token counts, cached across selection rounds."""
 
     __slots__ = ("doc_id", "doc_rank", "doc", "sentences", "score", "anchor", "guide", "ordinal",
-                 "tokens", "anchor_tokens", "alone", "joined", "estimated")
+                 "tokens", "anchor_tokens", "alone", "joined", "estimated", "heads", "marker_cost")
 
     def __init__(self, doc_id: str, doc_rank: int, doc: str, sentences: list[tuple[int, int]],
                  score: float, anchor: int, guide: list[float] | None, ordinal: int | None) -> None:
@@ -141,6 +152,8 @@ class _Unit:
         self.alone: list[int] | None = None  # each sentence alone
         self.joined: list[int] | None = None  # gap before sentence i, plus sentence i
         self.estimated = False  # counts come from whole-document token offsets
+        self.heads: list[str] | None = None  # header of sentences 0..anchor (the possible first ones)
+        self.marker_cost = 0  # tokens of its costliest possible marker line
 
     def slices(self, counter: TokenCounter) -> SliceCounts | None:
         """The document's cached token offsets in ``counter``, when it has them."""
@@ -153,6 +166,10 @@ class _Unit:
     def text(self, first: int = 0, last: int | None = None) -> str:
         last = len(self.sentences) - 1 if last is None else last
         return self.doc[self.sentences[first][0] : self.sentences[last][1]]
+
+    def header(self, first: int) -> str:
+        """What the marker shows after the id when the span starts at sentence ``first``."""
+        return self.heads[first] if self.heads is not None and first < len(self.heads) else ""
 
     def to_span(self, first: int, last: int, tokens: int) -> Span:
         """The span of sentences ``first..last`` (indices into ``sentences``)."""
@@ -167,6 +184,7 @@ class _Unit:
             first_sentence=base + first if base is not None else 0,
             last_sentence=base + last if base is not None else 0,
             trimmed=first > 0 or last < len(self.sentences) - 1,
+            header=self.header(first),
         )
 
     def sort_key(self) -> tuple[float, int, int]:
@@ -188,8 +206,8 @@ def render(spans: Sequence[Span], *, markers: bool = True) -> str:
     """Render spans as the context string a model reads.
 
     With markers, each span is preceded by a line ``[k] doc_id`` (``k`` is its
-    1-based position, so an answer can cite ``[k]``); spans are separated by a
-    blank line.
+    1-based position, so an answer can cite ``[k]``), or ``[k] doc_id § header``
+    when the span has a ``header``; spans are separated by a blank line.
 
     Args:
         spans: spans in the order they should appear.
@@ -198,17 +216,17 @@ def render(spans: Sequence[Span], *, markers: bool = True) -> str:
     Returns:
         The context; ``""`` for no spans.
     """
-    return _render_placed([(s.doc_id, s.text) for s in spans], markers)[0]
+    return _render_placed([(s.doc_id, s.header, s.text) for s in spans], markers)[0]
 
 
-def _render_placed(pieces: Sequence[tuple[str, str]], markers: bool) -> tuple[str, list[tuple[int, int]]]:
-    """The context of ``(doc_id, text)`` pieces in the :func:`render` format, and the
+def _render_placed(pieces: Sequence[tuple[str, str, str]], markers: bool) -> tuple[str, list[tuple[int, int]]]:
+    """The context of ``(doc_id, header, text)`` pieces in the :func:`render` format, and the
     ``(start, end)`` char range of each piece's text inside it."""
     parts: list[str] = []
     placed: list[tuple[int, int]] = []
     at = 0
-    for position, (doc_id, text) in enumerate(pieces, 1):
-        head = (_SEPARATOR if position > 1 else "") + (_marker(position, doc_id) + "\n" if markers else "")
+    for position, (doc_id, header, text) in enumerate(pieces, 1):
+        head = (_SEPARATOR if position > 1 else "") + (_marker(position, doc_id, header) + "\n" if markers else "")
         parts += (head, text)
         at += len(head)
         placed.append((at, at + len(text)))
@@ -228,6 +246,7 @@ def pack(
     markers: bool = True,
     allow_trim: bool = True,
     max_span_tokens: int | None = None,
+    headers: HeaderLookup | None = None,
 ) -> PackedContext:
     """Choose, trim, lay out and render spans so the context fits ``budget - reserve`` tokens.
 
@@ -261,6 +280,10 @@ def pack(
         max_span_tokens: trim any one span to at most this many tokens (around
             its anchor), so that a long merged span cannot take the whole
             budget from the next-best evidence; ``None`` = no cap.
+        headers: with markers, the header each sentence would show in its
+            span's marker (``[k] doc_id § header``; ``''`` shows none), asked
+            once per candidate for the sentences that can start its span; each
+            span's own marker is counted in the budget. ``None``: ids only.
 
     Returns:
         The packed context. ``tokens`` is the true count of ``context`` and is at
@@ -297,19 +320,17 @@ def pack(
     units = _merge(candidates, texts)
     _count_units(units, counter)
     separator_cost = counter.count(_SEPARATOR)
-    # Marker lines are estimated with the widest number they can carry.
-    widest = max(len(units), 1)
-    doc_ids = sorted({u.doc_id for u in units})
-    marker_costs = _marker_costs(counter, widest, doc_ids) if markers else dict.fromkeys(doc_ids, 0)
+    if markers:
+        _price_markers(units, counter, headers)
 
     ranked = sorted(units, key=_Unit.sort_key)
     target = limit
     rounds = 0
     while True:
         rounds += 1
-        chosen = _select(ranked, target, counter, marker_costs, separator_cost, allow_trim, max_span_tokens)
+        chosen = _select(ranked, target, counter, separator_cost, allow_trim, max_span_tokens)
         laid_out = _layout(chosen, order)
-        pieces = [(c.unit.doc_id, c.unit.text(c.first, c.last)) for c in laid_out]
+        pieces = [(c.unit.doc_id, c.unit.header(c.first), c.unit.text(c.first, c.last)) for c in laid_out]
         context, placed = _render_placed(pieces, markers)
         starts = _token_starts(counter, context)
         tokens = len(starts) if starts is not None else counter.count(context) if context else 0
@@ -346,22 +367,44 @@ _MARKER_COSTS: dict[tuple[str, str], int] = {}  # (tokenizer, marker line) -> to
 _MARKER_COSTS_MAX = 100_000
 
 
-def _marker_costs(counter: TokenCounter, widest: int, doc_ids: list[str]) -> dict[str, int]:
-    """Tokens of each document's widest marker line; remembered, since the same
-    documents come back query after query (each query would count one line per document it packs from)."""
-    lines = {d: _marker(widest, d) + "\n" for d in doc_ids}
-    missing = [line for line in lines.values() if (counter.name, line) not in _MARKER_COSTS]
+def _price_markers(units: list[_Unit], counter: TokenCounter, headers: HeaderLookup | None) -> None:
+    """Set each unit's ``marker_cost``: the tokens of its costliest possible marker line,
+    numbered with the widest number a marker can carry. With ``headers``, a unit's span
+    may start at any sentence up to its anchor, so each of those sentences' headers is a
+    possible marker."""
+    widest = max(len(units), 1)
+    lines: list[list[str]] = []
+    for unit in units:
+        if headers is None:
+            lines.append([_marker(widest, unit.doc_id) + "\n"])
+            continue
+        offsets = [start for start, _ in unit.sentences[: unit.anchor + 1]]
+        unit.heads = [_one_line(h) for h in headers(unit.doc_id, offsets)]
+        lines.append([_marker(widest, unit.doc_id, h) + "\n" for h in dict.fromkeys(unit.heads)])
+    costs = _line_costs(counter, {line for group in lines for line in group})
+    for unit, group in zip(units, lines):
+        unit.marker_cost = max(costs[line] for line in group)
+
+
+def _line_costs(counter: TokenCounter, lines: set[str]) -> dict[str, int]:
+    """Tokens of each marker line; remembered, since the same documents (and sections)
+    come back query after query (each query would count one line per unit it packs from)."""
+    missing = sorted(line for line in lines if (counter.name, line) not in _MARKER_COSTS)
     if missing:
         if len(_MARKER_COSTS) + len(missing) > _MARKER_COSTS_MAX:
             _MARKER_COSTS.clear()
         _MARKER_COSTS.update(((counter.name, line), n) for line, n in zip(missing, count_many(counter, missing)))
-    return {d: _MARKER_COSTS[(counter.name, line)] for d, line in lines.items()}
+    return {line: _MARKER_COSTS[(counter.name, line)] for line in lines}
 
 
-def _marker(position: int, doc_id: str) -> str:
-    # A line break inside an id would split the marker line and confuse citations.
-    label = doc_id.replace("\r", " ").replace("\n", " ")
-    return f"[{position}] {label}"
+def _marker(position: int, doc_id: str, header: str = "") -> str:
+    # A line break inside an id or header would split the marker line and confuse citations.
+    label = _one_line(doc_id)
+    return f"[{position}] {label}{_HEADER_MARK}{_one_line(header)}" if header else f"[{position}] {label}"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 _Texts = Mapping[str, str] | Callable[[str], str]
@@ -493,7 +536,6 @@ def _select(
     ranked: list[_Unit],
     target: int,
     counter: TokenCounter,
-    marker_costs: Mapping[str, int],
     separator_cost: int,
     allow_trim: bool,
     max_span_tokens: int | None = None,
@@ -502,7 +544,7 @@ def _select(
     chosen: list[_Choice] = []
     used = 0
     for unit in ranked:
-        overhead = marker_costs[unit.doc_id] + (separator_cost if chosen else 0)
+        overhead = unit.marker_cost + (separator_cost if chosen else 0)
         room = target - used - overhead
         if max_span_tokens is not None and allow_trim:
             room = min(room, max_span_tokens)

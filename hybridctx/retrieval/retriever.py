@@ -22,9 +22,9 @@ from hybridctx.packing.packer import PackOrder, SpanCandidate, pack
 from hybridctx.retrieval.query_hints import PositionHint, QueryHints, detect_position, hints_for
 from hybridctx.retrieval.spans import GrowthRule, grow_spans
 from hybridctx.ingest.structure import matches_hints, structural_units
-from hybridctx.packing.tokens import get_counter
+from hybridctx.packing.tokens import TokenCounter, get_counter
 
-__all__ = ["RetrievalConfig", "RetrievalOptions", "Retriever", "SearchMode"]
+__all__ = ["RetrievalConfig", "RetrievalOptions", "Retriever", "SearchMode", "short_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,13 @@ class RetrievalConfig:
             turn's or session's date), a speaker (the turn's), a section by
             number or title (a heading above it); see :mod:`hybridctx.retrieval.query_hints`.
             0 (the default) turns it off.
+        header_markers: each marker line also names where its span stands:
+            ``[3] contract.pdf § Agreement › 12. GOVERNING LAW``, the last two
+            levels of its first sentence's header path (without the speaker;
+            a level that only repeats the document id is left out; 60
+            characters at most), counted in the budget. Off by default: at
+            equal budgets the longer markers cost evidence recall
+            (measured: docs/benchmarks.md#structure-and-query-hints-issue-13).
     """
 
     mode: SearchMode = "hybrid"
@@ -103,6 +110,7 @@ class RetrievalConfig:
     position_weight: float = 2.0
     header_weight: float = 2.0
     hint_weight: float = 0.0
+    header_markers: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -327,15 +335,29 @@ class Retriever:
         found = self.candidates(query, opts.doc_ids, mode=opts.mode, timings=timings,
                                 budget=opts.budget - opts.reserve)
         t = time.perf_counter()
-        packed = pack(
-            found, self._documents.text, opts.budget, counter, query=query, order=opts.order or self.config.order,
-            reserve=opts.reserve, markers=self.config.markers,
-            max_span_tokens=self.config.span_cap(opts.budget - opts.reserve),
-        )
+        packed = self.pack(found, opts.budget, counter, query=query, order=opts.order, reserve=opts.reserve)
         timings["pack"] = _ms(t)
         timings["total"] = _ms(started)
         logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, opts.budget, query)
         return replace(packed, timings_ms=timings, query_id=opts.query_id)
+
+    def pack(self, found: Sequence[SpanCandidate], budget: int, counter: TokenCounter, *, query: str = "",
+             order: PackOrder | None = None, reserve: int = 0) -> PackedContext:
+        """Pack candidates of :meth:`candidates` as this retriever's settings say (layout,
+        markers and header markers, span cap) into ``budget - reserve`` tokens."""
+        return pack(
+            found, self._documents.text, budget, counter, query=query, order=order or self.config.order,
+            reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
+            headers=self.marker_headers if self.config.markers and self.config.header_markers else None,
+        )
+
+    def marker_headers(self, doc_id: str, offsets: Sequence[int]) -> list[str]:
+        """The short header path a marker shows for a span starting at each offset of
+        ``doc_id`` (``''`` where the document has no structure, or nothing above it)."""
+        structure = self._structure(doc_id)
+        if structure is None:
+            return [""] * len(offsets)
+        return [short_header(path, doc_id) for path in structure.paths(offsets, speaker=False)]
 
     def _contextual_lexical(
         self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig, k: int,
@@ -496,6 +518,24 @@ class Retriever:
         if readable is None:
             return False
         return bool((1.0 - readable(query)) > cfg.unreadable_query_ratio)
+
+
+_MARKER_LEVELS = 2  # the innermost levels of a header path a marker shows
+_MARKER_CHARS = 60  # about 12 tokens of English
+
+
+def short_header(path: Sequence[str], doc_id: str = "") -> str:
+    """A header path as a marker shows it: its last two levels (one when two are longer than
+    60 characters), a level equal to ``doc_id`` left out, cut at a word to 60 characters."""
+    levels = [" ".join(p.split()) for p in path]
+    levels = [p for p in levels if p and p != doc_id][-_MARKER_LEVELS:]
+    text = " › ".join(levels)
+    if len(text) > _MARKER_CHARS and len(levels) > 1:
+        text = levels[-1]
+    if len(text) > _MARKER_CHARS:
+        cut = text[: _MARKER_CHARS - 1]
+        text = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
+    return text
 
 
 _HEADER_MAX_LANDMARKS = 200_000  # the header field's BM25 is built per process, not saved with the index
