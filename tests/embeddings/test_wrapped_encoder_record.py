@@ -46,6 +46,7 @@ def _assert_same_record(tmp_path: Path, name: str, plain: dict, wrapped: dict, b
         assert dict(hc.encoder.identity) == dict(built_with.identity)
 
 
+@pytest.mark.slow  # builds and reopens two real indexes: the full tier only
 def test_an_index_built_through_the_window_cache_records_the_plain_build(tmp_path, windowed) -> None:
     from hybridctx.eval.window_cache import CachedWindowEncoder
 
