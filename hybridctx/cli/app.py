@@ -87,9 +87,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("retrieve", help="retrieve and pack spans for a query within a token budget")
     p.add_argument("query", nargs="?", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
-    p.add_argument("--store-url", default=None, metavar="URL",
-                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
-                        "manifest's (needed for a local store this user's hybridctx did not write)")
+    _add_store_url(p)
     p.add_argument("--budget", required=True, type=arg_type(check_budget), metavar="N",
                    help=f"token budget of the packed context (1 to {MAX_BUDGET:,})")
     p.add_argument("--tokenizer", default="cl100k_base", metavar="NAME",
@@ -103,9 +101,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("route", help="decide full context or retrieval for a query, with cost estimates")
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
-    p.add_argument("--store-url", default=None, metavar="URL",
-                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
-                        "manifest's (needed for a local store this user's hybridctx did not write)")
+    _add_store_url(p)
     p.add_argument("--profile", default="smollm2-135m-cpu", metavar="NAME", help="model profile (see --profiles)")
     p.add_argument("--profiles", default=None, metavar="FILE.toml", help="extra or overriding model profiles")
     p.add_argument("--max-usd", type=arg_type(check_limit, unit="dollars"), default=None, metavar="X",
@@ -125,9 +121,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question: route, retrieve or send everything, generate, cite")
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--index", required=True, metavar="DIR")
-    p.add_argument("--store-url", default=None, metavar="URL",
-                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
-                        "manifest's (needed for a local store this user's hybridctx did not write)")
+    _add_store_url(p)
     p.add_argument("--llm", default="local", metavar="local|URL",
                    help="'local' (SmolLM2 on this machine) or an OpenAI-compatible base URL")
     p.add_argument("--model", default=None, metavar="NAME", help="model name at the URL, or a local model directory")
@@ -170,9 +164,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     p.add_argument("--wait", type=_seconds, default=None, metavar="SECONDS",
                    help="while another process writes this index, wait at most SECONDS "
                         "(default: as long as it takes; 0: fail at once)")
-    p.add_argument("--store-url", default=None, metavar="URL",
-                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
-                        "manifest's (needed for a local store this user's hybridctx did not write)")
+    _add_store_url(p)
 
     from hybridctx.serve.commands import add_mcp_arguments, add_serve_arguments
 
@@ -181,6 +173,13 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     add_mcp_arguments(sub.add_parser("mcp", help="an MCP server with retrieve, route, list_documents and "
                                                  "read_span tools (needs hybridctx[serve])"))
     return parser
+
+
+def _add_store_url(p: argparse.ArgumentParser) -> None:
+    """``--store-url`` of a verb that opens an existing index (retrieve, route, ask, delete); `index` has its own."""
+    p.add_argument("--store-url", default=None, metavar="URL",
+                   help="the vector store's location for an index kept in pgvector or qdrant, instead of the "
+                        "manifest's (needed for a local store this user's hybridctx did not write)")
 
 
 def _add_session_arguments(p: argparse.ArgumentParser, *, records: bool) -> None:

@@ -45,7 +45,7 @@ import numpy as np
 from hybridctx.errors import ConfigError, IndexCorruptError, InputError, MissingDependencyError
 from hybridctx.indexers.vectors.backend import local_facts
 from hybridctx.indexers.vectors.store_registry import StoreSpec
-from hybridctx.indexers.vectors.vector_buffer import VectorBuffer
+from hybridctx.indexers.vectors.vector_buffer import BufferedVectors, VectorBuffer
 
 __all__ = ["FaissVectorIndex", "checked_new", "import_faiss", "is_exact_kind", "is_on_disk_kind"]
 
@@ -157,7 +157,7 @@ def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return out_s, out_i
 
 
-class FaissVectorIndex:
+class FaissVectorIndex(BufferedVectors):
     """A :class:`~hybridctx.indexers.vectors.backend.VectorBackend` backed by FAISS, kept in the index directory.
 
     Args:
@@ -271,20 +271,9 @@ class FaissVectorIndex:
         """See :meth:`VectorBackend.describe`; ``factory`` when ``auto`` chose another kind."""
         return local_facts(self)
 
-    def __len__(self) -> int:
-        return len(self._buffer)
-
     def __repr__(self) -> str:
         chosen = f" ({self._factory})" if self._factory != self._kind else ""
         return f"FaissVectorIndex(dim={self._dim}, kind={self._kind!r}{chosen}, n={len(self)})"
-
-    def ids(self) -> np.ndarray:
-        """Live ids, ``(n,) int64`` ascending."""
-        return self._buffer.live()[0].copy()
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """Exact stored vectors of ``ids``: ``(m, dim) float32``, L2-normalised."""
-        return self._buffer.get(np.asarray(ids, dtype=np.int64))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Adds vectors under new ids.

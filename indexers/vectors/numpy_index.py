@@ -25,7 +25,7 @@ from hybridctx.errors import IndexCorruptError, InputError
 from hybridctx.indexers.vectors.backend import local_facts
 from hybridctx.indexers.vectors.faiss_index import IDS_FILE, META_FILE, VECTORS_FILE, _normalise, _pad, _top_k, checked_new
 from hybridctx.indexers.vectors.store_registry import StoreSpec
-from hybridctx.indexers.vectors.vector_buffer import VectorBuffer
+from hybridctx.indexers.vectors.vector_buffer import BufferedVectors, VectorBuffer
 
 __all__ = ["ENGINE", "NumpyVectorIndex", "read_vector_files"]
 
@@ -35,7 +35,7 @@ ENGINE = "numpy"
 _QUERY_BLOCK = 64  # queries scored per matrix product, so a batch's score matrix stays small
 
 
-class NumpyVectorIndex:
+class NumpyVectorIndex(BufferedVectors):
     """A :class:`~hybridctx.indexers.vectors.backend.VectorBackend` that searches exactly with numpy.
 
     Args:
@@ -78,19 +78,8 @@ class NumpyVectorIndex:
         """See :meth:`VectorBackend.describe`; ``engine`` is ``"numpy"`` (what the manifest has recorded)."""
         return local_facts(self, {"engine": ENGINE})
 
-    def __len__(self) -> int:
-        return len(self._buffer)
-
     def __repr__(self) -> str:
         return f"NumpyVectorIndex(dim={self._dim}, kind={self._kind!r}, n={len(self)})"
-
-    def ids(self) -> np.ndarray:
-        """Live ids, ``(n,) int64`` ascending."""
-        return self._buffer.live()[0].copy()
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """Exact stored vectors of ``ids``: ``(m, dim) float32``, L2-normalised."""
-        return self._buffer.get(np.asarray(ids, dtype=np.int64))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, doc_id: str = "") -> None:
         """Adds vectors under new ids (as :meth:`FaissVectorIndex.add`).

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["IdKeyedRows", "VectorBuffer"]
+__all__ = ["BufferedVectors", "IdKeyedRows", "VectorBuffer"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,3 +192,25 @@ class VectorBuffer(IdKeyedRows):
         vecs[: self._n] = self._vecs[: self._n]
         alive[: self._n] = self._alive[: self._n]
         self._ids, self._vecs, self._alive = ids, vecs, alive
+
+
+class BufferedVectors:
+    """What a backend that keeps its exact vectors in ``self._buffer`` answers from the buffer alone.
+
+    Why shared: the FAISS kinds, the on-disk IVF and the numpy fallback all keep
+    the exact copy in an :class:`IdKeyedRows`, so counting, listing and reading
+    vectors are the same three lines for each of them.
+    """
+
+    _buffer: IdKeyedRows
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def ids(self) -> np.ndarray:
+        """Live ids, ``(n,) int64`` ascending."""
+        return self._buffer.live()[0].copy()
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Exact stored vectors of ``ids``: ``(m, dim) float32``, L2-normalised."""
+        return self._buffer.get(np.asarray(ids, dtype=np.int64))
