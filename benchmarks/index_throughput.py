@@ -73,6 +73,7 @@ def run_hybridctx(docs, encoder, out_dir: Path, in_forward: list[float] | None =
             spent[0] += time.perf_counter() - began
 
     encoder._forward = timed
+    encoder.forget_tokens()  # tokenising the corpus is part of indexing it: nothing remembered from before
     try:
         started = time.perf_counter()
         store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-chars", type=int, default=400_000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the order of the methods rotates each round")
     parser.add_argument("--overlap", type=int, default=None, help="hybridctx window overlap (default: the encoder's)")
+    parser.add_argument("--window-end", choices=["sentence", "length"], default=None,
+                        help="where hybridctx's windows end (default: the encoder's)")
     parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="hybridctx document runtime (default auto: ONNX Runtime on a CPU when installed)")
     parser.add_argument("--batch-tokens", type=int, default=None, help="hybridctx tokens per forward batch")
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"device": "cpu", "document_runtime": args.runtime}
     if args.overlap is not None:
         settings["overlap"] = args.overlap
+    if args.window_end is not None:
+        settings["window_end"] = args.window_end
     if args.batch_tokens is not None:
         settings["batch_tokens"] = args.batch_tokens
     encoder = load_landmark_encoder(settings)  # windowed: its ONNX export and windows are read below
@@ -206,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"corpus: {args.corpus.name}, {len(docs)} docs, {sum(len(t) for _, t in docs):,} chars, "
           f"{tokens:,} encoder tokens; {args.repeat} rounds, best of each kept")
     print(f"hybridctx: {encoder.identity['name']} window={encoder.window} overlap={encoder.overlap} "
-          f"context={encoder.config.context}, documents by {runtime}, {landmarks:,} landmarks, {windows:,} windows "
-          f"reading {read:,} tokens ({read / tokens:.2f}x the corpus; {trimmed / tokens:.2f}x if each window ended at "
+          f"window_end={encoder.window_end} context={encoder.config.context}, documents by {runtime}, "
+          f"{landmarks:,} landmarks, {windows:,} windows "
+          f"reading {read:,} tokens ({read / tokens:.2f}x the corpus; {trimmed / tokens:.2f}x with each window ended at "
           "its last whole sentence)")
     print(f"peer: LlamaIndex SentenceSplitter(chunk_size={PEER['chunk_size']}, chunk_overlap={PEER['chunk_overlap']}) "
           f"+ VectorStoreIndex (in memory), sentence-transformers PyTorch, embed_batch_size={PEER['embed_batch_size']}, "

@@ -11,11 +11,12 @@ from typing import Any, Literal, Mapping
 
 from hybridctx.errors import ConfigError
 
-__all__ = ["ContextMode", "EncoderConfig", "Pooling", "QueryRuntime"]
+__all__ = ["ContextMode", "EncoderConfig", "Pooling", "QueryRuntime", "WindowEnd"]
 
 Pooling = Literal["mean", "landmark"]
 ContextMode = Literal["window", "isolated", "mix"]
 QueryRuntime = Literal["auto", "torch", "onnx"]
+WindowEnd = Literal["sentence", "length"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class EncoderConfig:
         overlap: preceding-context tokens a window keeps; ``None`` = window/8
             (32 for MiniLM's 256; it was window/4 before; an index keeps the
             overlap its manifest records).
+        window_end: where a window ends: ``length`` (at the window length,
+            so the sentence cut there is right-hand context, then read whole
+            by the next window) or ``sentence`` (at the end of the last
+            sentence the window reads; fewer tokens read for the same
+            landmarks). ``None`` = the default; an index keeps the one its
+            manifest records (an index without the entry: ``length``).
         batch_tokens: tokens per forward batch.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         fp16: half precision on CUDA (``None`` = when on CUDA).
@@ -79,6 +86,7 @@ class EncoderConfig:
     mix_weight: float = 0.5
     window: int | None = None
     overlap: int | None = None
+    window_end: WindowEnd | None = None
     batch_tokens: int = 8192
     device: str = "auto"
     fp16: bool | None = None
@@ -101,6 +109,8 @@ class EncoderConfig:
             raise ConfigError(f"window {self.window} is too small; use at least 16 tokens")
         if self.overlap is not None and self.overlap < 0:
             raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        if self.window_end not in (None, "sentence", "length"):
+            raise ConfigError(f"window_end '{self.window_end}' is not one of sentence, length")
         if self.query_runtime not in ("auto", "torch", "onnx"):
             raise ConfigError(f"query_runtime '{self.query_runtime}' is not one of auto, torch, onnx")
         if self.document_runtime not in ("auto", "torch", "onnx"):

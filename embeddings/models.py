@@ -44,6 +44,9 @@ class ModelSpec:
         is_local: whether ``path`` is a local directory.
         sentence_pooling: how the model pools a whole input when trained
             (``mean`` or ``cls``); used for queries and isolated sentences.
+        trained_window_end: where the windows it was trained on ended, for a
+            model ``hybridctx train`` made (its card says; a card from before
+            the setting: ``length``), so it serves on the windows it learnt.
     """
 
     name: str
@@ -53,6 +56,7 @@ class ModelSpec:
     query_instruction: str
     is_local: bool
     sentence_pooling: str = "mean"
+    trained_window_end: str | None = None
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -106,7 +110,17 @@ def _spec_from_dir(name: str, path: Path) -> ModelSpec:
         query_instruction=_instruction_for(name, instruction),
         is_local=True,
         sentence_pooling=_pooling_of(root, name),
+        trained_window_end=_trained_window_end(root),
     )
+
+
+def _trained_window_end(root: Path) -> str | None:
+    """Where the windows of a ``hybridctx train`` model ended in training (``None``: not trained by it)."""
+    card = root / "hybridctx_training.json"
+    if not card.is_file():
+        return None
+    value = _read_json(card).get("window_end", "length")
+    return value if value in ("sentence", "length") else None
 
 
 def _sentence_transformers_module(root: Path) -> Path | None:

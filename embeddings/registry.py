@@ -173,6 +173,8 @@ def encoder_from_manifest(identity: Mapping[str, Any], device: str = "auto") -> 
     if backend in _WINDOWED_BACKENDS:
         values.setdefault("model", identity.get("name", "all-MiniLM-L6-v2"))
         values.update({k: identity[k] for k in _IDENTITY_TO_CONFIG if identity.get(k) is not None})
+        # Recorded only when not "length": an index without the entry was built with windows ending there.
+        values["window_end"] = identity.get("window_end", "length")
     if "device" in _field_names(_CONFIGS.get(backend, EncoderConfig)):
         values["device"] = device
     try:
@@ -202,7 +204,7 @@ def encoder_from_identity(identity: Mapping[str, Any], device: str = "auto") -> 
 # here, in one line, rather than failing deep inside the encoder (a TypeError, exit 1).
 _IDENTITY_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "pooling": (str,), "context": (str,), "mix_weight": (int, float), "window": (int,),
-    "overlap": (int,), "query_instruction": (str,), "backend": (str,), "settings": (dict,),
+    "overlap": (int,), "window_end": (str,), "query_instruction": (str,), "backend": (str,), "settings": (dict,),
 }
 
 

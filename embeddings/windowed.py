@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +34,12 @@ __all__ = ["WindowedLandmarkEncoder"]
 logger = logging.getLogger(__name__)
 
 _EXPORT_MAX_PARAMS = 200_000_000  # queries of larger models stay with PyTorch or a shipped export
+# Where windows end when the settings do not say (EncoderConfig.window_end): at the last whole sentence,
+# 11% fewer tokens read for the same hybrid recall (measured: docs/encoders.md#windows-that-end-at-a-sentence).
+DEFAULT_WINDOW_END = "sentence"
+# Tokens of recently tokenised documents kept (about 24 bytes each): indexing tokenises a document when
+# it segments it and needs the same tokens again when it encodes the document's group (65,536 tokens).
+_RECENT_TOKENS = 1 << 19
 _ONNX_BATCH_TOKENS = 2048  # tokens per ONNX Runtime batch of windows (8 of 256; measured: see docs/encoders.md)
 
 
@@ -56,6 +64,9 @@ class WindowedLandmarkEncoder:
         self._onnx: Any = None  # OnnxQueryEncoder, False when not used, None before deciding
         self._onnx_docs: Any = None  # the same for documents (only ever the exact fp32 export)
         self._last_encoding: tuple[str, Any] | None = None  # (text, tokenizers.Encoding)
+        self._recent: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # text -> tokens
+        self._recent_size = 0
+        self._recent_lock = threading.Lock()
 
     # -- facts -------------------------------------------------------------
     @property
@@ -74,6 +85,12 @@ class WindowedLandmarkEncoder:
         return self.window // 8
 
     @property
+    def window_end(self) -> str:
+        """Where windows end (:attr:`EncoderConfig.window_end`; else where a trained model's
+        training windows ended; else the default)."""
+        return self.config.window_end or self.spec.trained_window_end or DEFAULT_WINDOW_END
+
+    @property
     def dim(self) -> int:
         self._load()
         return int(self._model.config.hidden_size)
@@ -90,8 +107,9 @@ class WindowedLandmarkEncoder:
             "window": self.window,
             "overlap": self.overlap,
             "query_instruction": self.query_instruction,
-            # Only when on: an index built without it has the identity it always had.
+            # Only when on: an index built without them has the identity it always had.
             **({"header_prefix_tokens": cfg.header_prefix_tokens} if cfg.header_prefix_tokens else {}),
+            **({"window_end": self.window_end} if self.window_end != "length" else {}),
         }
 
     @property
@@ -108,10 +126,32 @@ class WindowedLandmarkEncoder:
 
     def token_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The document's tokens in one pass: ``(n_tokens, 2) int64`` char offsets and
-        ``(n_tokens,) int64`` token ids (no special tokens)."""
+        ``(n_tokens,) int64`` token ids (no special tokens), both read-only.
+
+        Recent documents' tokens are remembered (up to ``_RECENT_TOKENS``):
+        indexing asks for them when it segments a document and again when it
+        encodes it, and tokenising is a few percent of indexing
+        (measured: docs/encoders.md#indexing-speed-issue-12-deliverable-4).
+        """
+        with self._recent_lock:
+            hit = self._recent.get(text)
+            if hit is not None:
+                self._recent.move_to_end(text)
+                return hit
         self._load()
         enc = self._backend.encode(text, add_special_tokens=False)
-        return np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2), np.asarray(enc.ids, dtype=np.int64)
+        offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        offsets.flags.writeable = False
+        ids.flags.writeable = False
+        with self._recent_lock:
+            if text not in self._recent:
+                self._recent[text] = (offsets, ids)
+                self._recent_size += len(ids)
+            while self._recent_size > _RECENT_TOKENS and len(self._recent) > 1:
+                _, (_, old_ids) = self._recent.popitem(last=False)
+                self._recent_size -= len(old_ids)
+        return offsets, ids
 
     def readable_ratio(self, text: str) -> float:
         """Share of the non-space characters the tokenizer maps to known tokens.
@@ -204,6 +244,12 @@ class WindowedLandmarkEncoder:
         with _single_thread(self._device):
             pooled = self._run_isolated(seqs, landmark=self.config.pooling == "landmark")
         return _normalise(pooled)
+
+    def forget_tokens(self) -> None:
+        """Drop the remembered tokens of recent documents (a benchmark that times tokenising)."""
+        with self._recent_lock:
+            self._recent.clear()
+            self._recent_size = 0
 
     def _encode_once(self, text: str) -> Any:
         """The tokenizer's encoding of ``text``, remembered for the next call: retrieval
@@ -323,7 +369,7 @@ class WindowedLandmarkEncoder:
         n_header = self.config.header_prefix_tokens if headers and len(ranges) else 0
         length = self.window - len(self._prefix) - len(self._suffix) - n_header
         overlap = min(self.overlap, length - 1)
-        plan = plan_windows(ranges, len(ids), length, overlap)
+        plan = plan_windows(ranges, len(ids), length, overlap, end_at_sentence=self.window_end == "sentence")
         prepared = {"ids": ids, "ranges": ranges, "plan": plan}
         if n_header:
             # Where each heading starts, in the (landmark-shifted) token sequence the windows cut.

@@ -59,7 +59,8 @@ def sentence_token_ranges(
     return np.stack([ts, te], axis=1).astype(np.int64)
 
 
-def plan_windows(token_ranges: np.ndarray, n_tokens: int, length: int, overlap: int) -> WindowPlan:
+def plan_windows(token_ranges: np.ndarray, n_tokens: int, length: int, overlap: int,
+                 *, end_at_sentence: bool = False) -> WindowPlan:
     """Greedy windows: each new window starts ``overlap`` tokens before the
     first sentence the previous window could not hold whole.
 
@@ -75,6 +76,12 @@ def plan_windows(token_ranges: np.ndarray, n_tokens: int, length: int, overlap: 
         length: window length in tokens (without special tokens).
         overlap: tokens of preceding context kept for the first sentence of a
             new window, ``0 <= overlap < length``.
+        end_at_sentence: end each window at the last sentence it reads from
+            (the last sentence it holds whole) instead of at ``length``. The
+            cut sentence after it is read again, whole, by the next window, so
+            here it was only right-hand context: dropping it reads fewer tokens
+            for the same landmarks. A sentence longer than ``length`` still
+            fills its window.
     """
     if not 0 <= overlap < length:
         raise ValueError(f"overlap {overlap} must be in [0, {length})")
@@ -92,6 +99,8 @@ def plan_windows(token_ranges: np.ndarray, n_tokens: int, length: int, overlap: 
             a = int(starts[i])
             b = min(a + length, n_tokens)
             j = max(int(np.searchsorted(ends, b, side="right")), i + 1)
+        if end_at_sentence:
+            b = min(b, int(ends[j - 1]))
         windows.append((a, b))
         assignment[i:j] = len(windows) - 1
         if j >= n:

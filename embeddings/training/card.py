@@ -32,6 +32,7 @@ def write_card(
     window: int,
     overlap: int,
     info: Mapping[str, Any],
+    window_end: str = "length",
 ) -> Path:
     """Write ``README.md`` and ``hybridctx_training.json`` into ``out_dir`` (atomically each)."""
     out = Path(out_dir)
@@ -39,6 +40,7 @@ def write_card(
         "base_model": config.get("base"),
         "window": window,
         "overlap": overlap,
+        "window_end": window_end,
         "config": dict(config),
         "data": list(info.get("data", [])),
         "command": info.get("command"),
@@ -70,7 +72,8 @@ def _markdown(p: Mapping[str, Any]) -> str:
         "# Landmark encoder trained with hybridctx",
         "",
         f"Fine-tuned from `{p['base_model']}` by `hybridctx train` to make in-context landmark vectors: each "
-        f"sentence is read inside windows of {p['window']} tokens (overlap {p['overlap']}) and pooled from its "
+        f"sentence is read inside windows of {p['window']} tokens (overlap {p['overlap']}, ending at "
+        f"{'the last whole sentence' if p.get('window_end') == 'sentence' else 'the window length'}) and pooled from its "
         "own token states, as `hybridctx index` reads it. Load it with `--encoder DIR`.",
         "",
         "## Data",

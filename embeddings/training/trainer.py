@@ -594,7 +594,7 @@ class Trainer:
                    best_epoch=state["best_epoch"], stopped=stopped, seconds=seconds,
                    tokens_per_second=self.tokens_seen / seconds if seconds > 0 else 0.0,
                    examples=len(self._items), window=self._encoder.window, overlap=self._encoder.overlap,
-                   info=self.card_info)
+                   info=self.card_info, window_end=self._encoder.window_end)
 
 
 def _layer_list(model: Any) -> Any:

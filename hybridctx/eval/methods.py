@@ -50,16 +50,22 @@ __all__ = [
 ENCODERS: dict[str, dict[str, Any]] = {
     "isolated": {"context": "isolated"},
     "window": {"context": "window"},
-    "window512": {"context": "window", "window": 512, "overlap": 128},
-    "window-ov16": {"context": "window", "overlap": 16},
-    "window-ov48": {"context": "window", "overlap": 48},
-    "window-ov64": {"context": "window", "overlap": 64},  # the default before overlap 32
+    # Rows measured before windows ended at their last whole sentence keep the old ends ("length"),
+    # so that each cited row reruns as it was measured.
+    "window-lengthend": {"context": "window", "window_end": "length"},  # the default before session 7
+    "window512": {"context": "window", "window": 512, "overlap": 128, "window_end": "length"},
+    "window-ov16": {"context": "window", "overlap": 16, "window_end": "length"},
+    "window-ov48": {"context": "window", "overlap": 48, "window_end": "length"},
+    "window-ov64": {"context": "window", "overlap": 64, "window_end": "length"},  # the default before overlap 32
+    # Issue 12.4: with windows ended at a sentence, smaller overlaps read fewer tokens still.
+    "trim-ov24": {"context": "window", "overlap": 24},
+    "trim-ov16": {"context": "window", "overlap": 16},
     "mix": {"context": "mix", "mix_weight": 0.5},
     # Same document vectors (query_runtime is not part of the index identity): queries by PyTorch.
     "window-torchq": {"context": "window", "query_runtime": "torch"},
     # Issue 13.2(b): a window under an out-of-window heading reads its header path first (16 tokens at most).
-    "hdrctx16": {"context": "window", "header_prefix_tokens": 16},
-    "hdrctx32": {"context": "window", "header_prefix_tokens": 32},
+    "hdrctx16": {"context": "window", "header_prefix_tokens": 16, "window_end": "length"},
+    "hdrctx32": {"context": "window", "header_prefix_tokens": 32, "window_end": "length"},
 }
 # Retrieval variants on the default encoder: they share its index.
 RETRIEVAL: dict[str, dict[str, Any]] = {

@@ -135,7 +135,8 @@ class CachedWindowEncoder:
             ranges = ranges + np.arange(len(ranges), dtype=np.int64)[:, None]
             ranges[:, 1] += 1
         length = base.window - len(base._prefix) - len(base._suffix)
-        plan = plan_windows(ranges, len(ids), length, min(base.overlap, length - 1))
+        plan = plan_windows(ranges, len(ids), length, min(base.overlap, length - 1),
+                            end_at_sentence=base.window_end == "sentence")
         return {"ids": ids, "ranges": ranges, "plan": plan}
 
     def _encode(self, prepared: list, owners: list, todo: dict[bytes, tuple[int, int]]) -> None:

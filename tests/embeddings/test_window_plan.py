@@ -62,3 +62,28 @@ def test_sentence_token_ranges_map_chars_to_tokens() -> None:
     offsets = np.array([[0, 3], [4, 7], [7, 8], [9, 13], [14, 17], [17, 18]], dtype=np.int64)
     sentences = np.array([[0, 8], [9, 18]], dtype=np.int64)
     assert sentence_token_ranges(offsets, sentences).tolist() == [[0, 3], [3, 6]]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(sentence_layouts())
+def test_windows_ended_at_a_sentence_read_the_same_landmarks_from_fewer_tokens(layout) -> None:
+    ranges, n_tokens, length, overlap = layout
+    full = plan_windows(ranges, n_tokens, length, overlap)
+    trimmed = plan_windows(ranges, n_tokens, length, overlap, end_at_sentence=True)
+    # Same starts, same owners: each landmark keeps its preceding context and its window.
+    np.testing.assert_array_equal(trimmed.assignment, full.assignment)
+    np.testing.assert_array_equal(trimmed.windows[:, 0], full.windows[:, 0])
+    assert np.all(trimmed.windows[:, 1] <= full.windows[:, 1])
+    for w, (a, b) in enumerate(trimmed.windows.tolist()):
+        owned = ranges[trimmed.assignment == w]
+        assert len(owned), "a window that reads no landmark"
+        assert np.all(owned[:, 0] >= a) and np.all(owned[:, 1] <= b)
+        # It ends where its last landmark's sentence ends (sentences here are shorter than a window).
+        assert b == int(owned[:, 1].max())
+
+
+def test_an_overlong_sentence_still_fills_its_window_when_windows_end_at_sentences() -> None:
+    ranges = np.array([[0, 5], [5, 300], [300, 310]], dtype=np.int64)
+    plan = plan_windows(ranges, 310, 100, 20, end_at_sentence=True)
+    assert plan.windows.tolist() == [[0, 5], [5, 105], [280, 310]]
+    assert plan.assignment.tolist() == [0, 1, 2]
