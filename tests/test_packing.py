@@ -424,3 +424,20 @@ def test_a_candidate_built_without_checks_equals_a_checked_one() -> None:
     assert fast == SpanCandidate(*args) and hash(fast) == hash(SpanCandidate(*args))
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.score = 1.0  # still frozen
+
+
+def test_marker_costs_survive_the_memory_filling_up(cl100k: TokenCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the remembered marker costs are full they are cleared; a pack that finds some of its
+    lines remembered and others new must still price them all (it raised KeyError at 262 docs)."""
+    import hybridctx.packing.packer as packer
+
+    monkeypatch.setattr(packer, "_MARKER_COSTS", {})
+    monkeypatch.setattr(packer, "_MARKER_COSTS_MAX", 2)
+    text, ranges = make_doc(["The court ruled for the tenant.", "The lease ended in May."])
+    docs = {f"doc-{i}": text for i in range(3)}
+    first = pack([cand("doc-0", 1.0, ranges[:1]), cand("doc-1", 0.9, ranges[:1])], docs.__getitem__, 200, cl100k)
+    assert [s.doc_id for s in first.spans] == ["doc-0", "doc-1"] and len(packer._MARKER_COSTS) == 2
+    # doc-0's marker line is remembered, doc-2's is new: the full memory is cleared mid-call.
+    second = pack([cand("doc-0", 1.0, ranges[:1]), cand("doc-2", 0.9, ranges[:1])], docs.__getitem__, 200, cl100k)
+    assert [s.doc_id for s in second.spans] == ["doc-0", "doc-2"]
+    assert second.tokens == cl100k.count(second.context) <= 200

@@ -61,7 +61,6 @@ class CachedWindowEncoder:
         self.show_progress = show_progress
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._cached_vectors = 0
-        self._last_tokens: tuple[str, Any] | None = None
         self.windows_seen = 0
         self.windows_encoded = 0
         self.encode_seconds = 0.0
@@ -75,13 +74,6 @@ class CachedWindowEncoder:
         """Windows asked for, encoded, and the seconds spent."""
         return {"windows_seen": self.windows_seen, "windows_encoded": self.windows_encoded,
                 "encode_seconds": round(self.encode_seconds, 3), "cached_vectors": self._cached_vectors}
-
-    def token_offsets(self, text: str) -> Any:
-        """The base encoder's ``(offsets, ids)``, remembered for the last text asked."""
-        last = self._last_tokens
-        if last is None or not (last[0] is text or last[0] == text):
-            last = self._last_tokens = (text, self.base.token_offsets(text))
-        return last[1]
 
     def encode_documents(self, documents: Sequence[tuple[str, Any]], *, show_progress: bool | None = None) -> list[np.ndarray]:
         """As the base encoder's ``encode_documents``, reading only unseen windows."""
@@ -127,7 +119,7 @@ class CachedWindowEncoder:
         from hybridctx.embeddings.windows import plan_windows, sentence_token_ranges
 
         base = self.base
-        offsets, ids = self.token_offsets(text)
+        offsets, ids = base.token_offsets(text)  # the base remembers recent documents' tokens
         sent = np.asarray(sentences, dtype=np.int64).reshape(-1, 2)
         ranges = sentence_token_ranges(offsets, sent) if len(sent) else np.zeros((0, 2), np.int64)
         if base.config.pooling == "landmark" and len(ranges):  # a landmark token after each sentence

@@ -389,12 +389,16 @@ def _price_markers(units: list[_Unit], counter: TokenCounter, headers: HeaderLoo
 def _line_costs(counter: TokenCounter, lines: set[str]) -> dict[str, int]:
     """Tokens of each marker line; remembered, since the same documents (and sections)
     come back query after query (each query would count one line per unit it packs from)."""
-    missing = sorted(line for line in lines if (counter.name, line) not in _MARKER_COSTS)
-    if missing:
-        if len(_MARKER_COSTS) + len(missing) > _MARKER_COSTS_MAX:
+    # Read into a local dict first: a full memory is cleared below, and that must not lose the
+    # lines this call found there (or another thread's clear between the check and the read).
+    known = {line: _MARKER_COSTS.get((counter.name, line)) for line in lines}
+    missing = sorted(line for line, n in known.items() if n is None)
+    counted = dict(zip(missing, count_many(counter, missing))) if missing else {}
+    if counted:
+        if len(_MARKER_COSTS) + len(counted) > _MARKER_COSTS_MAX:
             _MARKER_COSTS.clear()
-        _MARKER_COSTS.update(((counter.name, line), n) for line, n in zip(missing, count_many(counter, missing)))
-    return {line: _MARKER_COSTS[(counter.name, line)] for line in lines}
+        _MARKER_COSTS.update(((counter.name, line), n) for line, n in counted.items())
+    return {line: n if n is not None else counted[line] for line, n in known.items()}
 
 
 def _marker(position: int, doc_id: str, header: str = "") -> str:
