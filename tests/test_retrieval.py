@@ -129,3 +129,48 @@ def test_rows_are_located_as_the_tables_say(encoder) -> None:
     assert doc_ids == [str(d) for d in marks.doc_ids]
     np.testing.assert_array_equal(ordinals, marks.ordinals)
     assert retriever.documents.locate(gone[:1]) is None  # a deleted row: ask the tables (which raise)
+
+
+def _bridge_store(encoder) -> Any:
+    """A question that names only the first document; the second shares words only with the first."""
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.ingest.indexing import index_documents
+
+    docs = [
+        Document("film", "Kiss and Tell is a 1945 comedy film. Its lead role was played by Shirley Temple."),
+        Document("actress", "Shirley Temple was an American actress. Later in life she served as "
+                            "United States Ambassador to Ghana."),
+    ] + [Document(f"other-{i}", f"The {w} harbour opened in 19{10 + i}. Fishing boats still use the {w} quay.")
+         for i, w in enumerate(["northern", "southern", "eastern", "western", "old", "new"])]
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    index_documents(docs, store, encoder, show_progress=False)
+    return store
+
+
+def test_a_second_hop_finds_the_document_only_the_first_one_names(encoder) -> None:
+    store = _bridge_store(encoder)
+    query = "Which 1945 comedy film had a famous lead role?"
+    plain = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0))
+    hop = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=1.0))
+    docs_plain = [c.doc_id for c in plain.candidates(query)]
+    docs_hop = [c.doc_id for c in hop.candidates(query)]
+    assert docs_plain[0] == docs_hop[0] == "film"  # the seed keeps its place
+    # The actress's document shares no word with the question, only her name with the film's.
+    assert "actress" not in docs_plain
+    assert docs_hop[:2] == ["film", "actress"]
+    timings: dict[str, float] = {}
+    hop.candidates(query, timings=timings)
+    assert "second_hop" in timings
+    plain_timings: dict[str, float] = {}
+    plain.candidates(query, timings=plain_timings)
+    assert "second_hop" not in plain_timings
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"second_hop_weight": -1.0}, "second_hop_weight"),
+    ({"second_hop_words": 0}, "second_hop_words"),
+    ({"second_hop_searches": ("graph",)}, "second_hop_searches"),
+])
+def test_second_hop_settings_are_checked(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RetrievalConfig(**changes)

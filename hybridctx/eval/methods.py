@@ -89,6 +89,12 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     # Issue 14: fewer, longer passages at the same budget: each hit grows 6 sentences back and 5
     # forward across paragraph breaks (~12 sentences a span instead of ~5).
     "passages": {"growth": GrowthRule(back=6, forward=5, within_paragraph=False)},
+    # Issue 13.4: a second search with the question plus the best first-hop passage.
+    "hop025": {"second_hop_weight": 0.25},
+    "hop05": {"second_hop_weight": 0.5},
+    "hop1": {"second_hop_weight": 1.0},
+    "hop1-dense": {"second_hop_weight": 1.0, "second_hop_searches": ("dense",)},
+    "hop1-lex": {"second_hop_weight": 1.0, "second_hop_searches": ("lexical",)},
 }
 
 
