@@ -275,26 +275,14 @@ class Retriever:
         rankings, weights = [], []
         dense_rows = lexical_rows = np.zeros(0, np.int64)
         if cfg.mode in ("hybrid", "dense") and not (cfg.mode == "hybrid" and self._unreadable(query, cfg)):
-            t = time.perf_counter()
-            qvec = self.encoder.encode_queries([query])
-            timings["encode_query"] = _ms(t)
-            t = time.perf_counter()
-            scores, rows = self.store.search_dense(qvec, k, doc_ids)
-            timings["dense_search"] = _ms(t)
-            # A non-positive similarity is no evidence (documents the encoder could not
-            # read have zero vectors): such hits must not take a rank in the fusion.
-            dense_rows = rows[0][scores[0] > 0]
+            dense_rows = self._dense_rows(query, doc_ids, k, timings)
             rankings.append(dense_rows)
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
-            if cfg.lexical_context == (0, 0) and not self._header_field(cfg):
-                _, rows = self.store.search_lexical(query, k, doc_ids)
-            else:
-                rows = self._contextual_lexical(query, doc_ids, cfg, k)
+            lexical_rows = self._lexical_rows(query, doc_ids, cfg, k)
             timings["lexical_search"] = _ms(t)
-            lexical_rows = np.asarray(rows)
-            rankings.append(rows)
+            rankings.append(lexical_rows)
             weights.append(cfg.lexical_weight)
         position = detect_position(query) if cfg.position_weight > 0 else None
         if position is not None:
@@ -328,10 +316,7 @@ class Retriever:
         if len(rows) == 0:
             timings["spans"] = _ms(t)
             return []
-        located = self._documents.locate(rows)
-        if located is None:
-            marks = self.store.landmarks_for_rows(rows)
-            located = ([str(d) for d in marks.doc_ids], marks.ordinals)
+        located = self._locate(rows)
         hits = list(zip(located[0], located[1].tolist(), scores.tolist()))
         spans = grow_spans(hits, self._documents.sentences, cfg.growth)
         timings["spans"] = _ms(t)
@@ -427,31 +412,51 @@ class Retriever:
         best: np.ndarray = rows[pos]
         return best
 
+    def _dense_rows(self, query: str, doc_ids: Sequence[str] | None, k: int,
+                    timings: dict[str, float] | None = None) -> np.ndarray:
+        """Rows of the dense search for ``query``, best first."""
+        t = time.perf_counter()
+        qvec = self.encoder.encode_queries([query])
+        if timings is not None:
+            timings["encode_query"] = _ms(t)
+        t = time.perf_counter()
+        scores, rows = self.store.search_dense(qvec, k, doc_ids)
+        if timings is not None:
+            timings["dense_search"] = _ms(t)
+        # A non-positive similarity is no evidence (documents the encoder could not
+        # read have zero vectors): such hits must not take a rank in the fusion.
+        found: np.ndarray = rows[0][scores[0] > 0]
+        return found
+
+    def _lexical_rows(self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig, k: int) -> np.ndarray:
+        """Rows of the BM25 search for ``query`` (bare sentences, or with context and header field), best first."""
+        if cfg.lexical_context == (0, 0) and not self._header_field(cfg):
+            _, rows = self.store.search_lexical(query, k, doc_ids)
+            return np.asarray(rows)
+        return self._contextual_lexical(query, doc_ids, cfg, k)
+
+    def _locate(self, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """``(doc_ids, ordinals)`` of landmark ``rows``: from the cached blocks, else from the store."""
+        located = self._documents.locate(rows)
+        if located is None:
+            marks = self.store.landmarks_for_rows(rows)
+            located = ([str(d) for d in marks.doc_ids], marks.ordinals)
+        return located
+
     def _second_hop(self, query: str, best_row: int, doc_ids: Sequence[str] | None, cfg: RetrievalConfig,
                     k: int, *, dense: bool, lexical: bool) -> list[np.ndarray]:
         """The second hop's rankings (:mod:`hybridctx.retrieval.second_hop`). The seed span is left in
-        them: it ranks first there too (its words are the query), and a ranking without it
-        pushed it out of small budgets (hotpotqa@512 0.76 -> 0.50 on 40 questions)."""
-        located = self._documents.locate(np.asarray([best_row]))
-        if located is None:
-            marks = self.store.landmarks_for_rows(np.asarray([best_row]))
-            located = ([str(d) for d in marks.doc_ids], marks.ordinals)
-        seed_doc, seed_ordinal = located[0][0], int(located[1][0])
-        _, _, start, end = seed_span(seed_doc, seed_ordinal, self._documents.sentences, cfg.growth)
-        hop = hop_query(query, self._documents.text(seed_doc)[start:end], cfg.second_hop_words)
+        them: it ranks first there too (its words are the query); rankings without it pushed it
+        out of small budgets (measured: docs/benchmarks.md#a-second-hop-for-multi-hop-questions-issue-134-session-8)."""
+        doc_of, ordinal_of = self._locate(np.asarray([best_row], dtype=np.int64))
+        start, end = seed_span(doc_of[0], int(ordinal_of[0]), self._documents.sentences, cfg.growth)
+        hop = hop_query(query, self._documents.text(doc_of[0])[start:end], cfg.second_hop_words)
         out = []
         if dense and "dense" in cfg.second_hop_searches:
-            scores, rows = self.store.search_dense(self.encoder.encode_queries([hop]), k, doc_ids)
-            out.append(rows[0][scores[0] > 0])
+            out.append(self._dense_rows(hop, doc_ids, k))
         if lexical and "lexical" in cfg.second_hop_searches:
-            if cfg.lexical_context == (0, 0) and not self._header_field(cfg):
-                _, found = self.store.search_lexical(hop, k, doc_ids)
-            else:
-                found = self._contextual_lexical(hop, doc_ids, cfg, k)
-            out.append(np.asarray(found))
-        kept = [np.asarray(rows, dtype=np.int64) for rows in out]
-        kept = [rows for rows in kept if len(rows)]
-        return kept
+            out.append(self._lexical_rows(hop, doc_ids, cfg, k))
+        return [rows.astype(np.int64, copy=False) for rows in out if len(rows)]
 
     def _hinted_rows(self, hints: QueryHints, rankings: list[np.ndarray], k: int) -> np.ndarray:
         """The hits of ``rankings`` (interleaved, best first) that lie under a date, speaker or

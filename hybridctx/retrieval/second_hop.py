@@ -19,12 +19,10 @@ __all__ = ["hop_query", "seed_span"]
 
 
 def seed_span(doc_id: str, ordinal: int, sentences_of: Callable[[str], SentenceTable],
-              rule: GrowthRule) -> tuple[int, int, int, int]:
-    """``(first ordinal, last ordinal, start char, end char)`` of the span the best hit grows into,
-    grown as every hit is."""
+              rule: GrowthRule) -> tuple[int, int]:
+    """``(start, end)`` chars of the span the best hit grows into, grown as every hit is."""
     span = grow_spans([(doc_id, ordinal, 1.0)], sentences_of, rule)[0]
-    first = span.first_sentence if span.first_sentence is not None else ordinal
-    return first, first + len(span.sentences) - 1, span.sentences[0][0], span.sentences[-1][1]
+    return span.sentences[0][0], span.sentences[-1][1]
 
 
 def hop_query(query: str, passage: str, max_words: int) -> str:
