@@ -166,10 +166,28 @@ def test_a_second_hop_finds_the_document_only_the_first_one_names(encoder) -> No
     assert "second_hop" not in plain_timings
 
 
+def test_a_second_hop_with_a_minimum_budget_runs_only_from_that_budget(encoder) -> None:
+    store = _bridge_store(encoder)
+    query = "Which 1945 comedy film had a famous lead role?"
+    gated = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=1.0,
+                                                      second_hop_min_budget=2048))
+    small = [c.doc_id for c in gated.candidates(query, budget=1024)]
+    large = [c.doc_id for c in gated.candidates(query, budget=2048)]
+    assert "actress" not in small  # below the minimum: the first hop alone
+    assert large[:2] == ["film", "actress"]
+    assert [c.doc_id for c in gated.candidates(query)][:1] == ["film"]  # no budget known: no hop
+    assert "actress" not in [c.doc_id for c in gated.candidates(query)]
+    cfg = gated.config
+    assert (cfg.second_hop_runs(None), cfg.second_hop_runs(2047), cfg.second_hop_runs(2048)) == (False, False, True)
+    assert not RetrievalConfig(second_hop_min_budget=2048).second_hop_runs(4096)  # weight 0: never
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"second_hop_weight": -1.0}, "second_hop_weight"),
     ({"second_hop_words": 0}, "second_hop_words"),
     ({"second_hop_searches": ("graph",)}, "second_hop_searches"),
+    ({"second_hop_min_budget": -1}, "second_hop_min_budget"),
+    ({"second_hop_min_budget": 2048.0}, "second_hop_min_budget"),
 ])
 def test_second_hop_settings_are_checked(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -55,7 +55,7 @@ class HybridCtxMethod:
         self.show_progress = show_progress
         self._encoder: Any = None
         self._retriever: Retriever | None = None
-        self._cache: dict[tuple[str, tuple[str, ...] | None, int], list] = {}
+        self._cache: dict[tuple[str, tuple[str, ...] | None, int, bool], list] = {}
 
     def _get_encoder(self) -> Any:
         if self._encoder is None:
@@ -97,10 +97,11 @@ class HybridCtxMethod:
 
         if self._retriever is None:
             raise RuntimeError("prepare() must be called before retrieve()")
-        # Candidates are reused across budgets that take as many hits; a budget that
-        # takes more (RetrievalConfig.candidates_for) searches again.
+        # Candidates are reused across budgets that take as many hits and agree on the
+        # second hop; a budget that takes more (RetrievalConfig.candidates_for) or
+        # turns the hop on (second_hop_runs) searches again.
         count = self.config.candidates_for(budget)
-        key = (query, tuple(doc_ids) if doc_ids is not None else None, count)
+        key = (query, tuple(doc_ids) if doc_ids is not None else None, count, self.config.second_hop_runs(budget))
         found = self._cache.get(key)
         if found is None:
             found = self._retriever.candidates(query, doc_ids, budget=budget)

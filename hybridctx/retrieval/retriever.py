@@ -100,6 +100,10 @@ class RetrievalConfig:
         second_hop_words: words of the first-hop passage the second query takes.
         second_hop_searches: which searches the second hop repeats (``dense``,
             ``lexical`` or both); each runs only where the first hop ran it.
+        second_hop_min_budget: the second hop runs only for budgets of at least
+            this many tokens (0: at every budget, and when no budget is known). Small
+            budgets hold few spans, and the hop's passages displace first-hop evidence
+            there, while large ones have room for both.
     """
 
     mode: SearchMode = "hybrid"
@@ -122,6 +126,7 @@ class RetrievalConfig:
     second_hop_weight: float = 0.0
     second_hop_words: int = 64
     second_hop_searches: tuple[str, ...] = ("dense", "lexical")
+    second_hop_min_budget: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "lexical"):
@@ -148,6 +153,18 @@ class RetrievalConfig:
         unknown = set(self.second_hop_searches) - {"dense", "lexical"}
         if unknown or not self.second_hop_searches:
             raise ConfigError(f"second_hop_searches {self.second_hop_searches!r} must name dense, lexical or both")
+        if isinstance(self.second_hop_min_budget, bool) or not isinstance(self.second_hop_min_budget, int) \
+                or self.second_hop_min_budget < 0:
+            raise ConfigError(f"second_hop_min_budget {self.second_hop_min_budget!r} must be a whole number of "
+                              "tokens >= 0 (0: the hop runs at every budget)")
+
+    def second_hop_runs(self, budget: int | None) -> bool:
+        """Whether a search that fills ``budget`` tokens takes a second hop."""
+        if self.second_hop_weight <= 0:
+            return False
+        if self.second_hop_min_budget == 0:
+            return True
+        return budget is not None and budget >= self.second_hop_min_budget
 
     def candidates_for(self, budget: int | None) -> int:
         """Hits taken from each ranking for a search that fills ``budget`` tokens
@@ -302,7 +319,7 @@ class Retriever:
                 weights.append(cfg.hint_weight)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
-        if cfg.second_hop_weight > 0 and len(rows):
+        if cfg.second_hop_runs(budget) and len(rows):
             hops = self._second_hop(query, int(rows[0]), doc_ids, cfg, k,
                                     dense=len(dense_rows) > 0, lexical=cfg.mode in ("hybrid", "lexical"))
             timings["second_hop"] = _ms(t)
