@@ -182,7 +182,33 @@ def test_a_second_hop_with_a_minimum_budget_runs_only_from_that_budget(encoder) 
     assert not RetrievalConfig(second_hop_min_budget=2048).second_hop_runs(4096)  # weight 0: never
 
 
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_convex_fusion_at_the_extremes_ranks_by_one_side_s_own_scores(encoder, share: float) -> None:
+    store = _bridge_store(encoder)
+    query = "Which 1945 comedy film had a famous lead role?"
+    cfg = RetrievalConfig(fusion="convex", convex_dense_share=share, header_weight=0.0)
+    retriever = Retriever(store, encoder, cfg)
+    vectors: list = []
+    dense = retriever._dense_rows(query, None, 10, None, vectors)
+    lexical = retriever._lexical_rows(query, None, cfg, 10)
+    ranked = retriever._convex_rows(query, vectors[0], dense, lexical, cfg)
+    union = np.unique(np.concatenate([dense, lexical]))
+    assert sorted(ranked.tolist()) == union.tolist()
+    if share == 1.0:  # the cosine of every hit, the BM25-only ones included
+        cosine = store.vectors_for_rows(union) @ np.asarray(vectors[0], np.float32).reshape(-1)
+        expected = union[np.lexsort((union, -cosine))]
+    else:
+        every = store.lexical().scores(query)
+        bm25 = every[np.searchsorted(store.lexical().rows, union)]
+        expected = union[np.lexsort((union, -bm25))]
+        assert set(ranked[: len(lexical)].tolist()) == set(lexical.tolist())  # hits without a shared word last
+    assert ranked.tolist() == expected.tolist()
+    assert retriever.candidates(query, budget=1024)  # the whole path runs
+
+
 @pytest.mark.parametrize("changes, message", [
+    ({"fusion": "max"}, "fusion"),
+    ({"convex_dense_share": 1.5}, "convex_dense_share"),
     ({"second_hop_weight": -1.0}, "second_hop_weight"),
     ({"second_hop_words": 0}, "second_hop_words"),
     ({"second_hop_searches": ("graph",)}, "second_hop_searches"),

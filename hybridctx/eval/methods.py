@@ -99,6 +99,10 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "hop025-2k": {"second_hop_weight": 0.25, "second_hop_min_budget": 2048},
     "hop05-2k": {"second_hop_weight": 0.5, "second_hop_min_budget": 2048},
     "hop1-lex-2k": {"second_hop_weight": 1.0, "second_hop_searches": ("lexical",), "second_hop_min_budget": 2048},
+    # Convex score fusion (min-max normalised dense and BM25 scores) instead of RRF, dense share 0.3/0.5/0.7.
+    "cc03": {"fusion": "convex", "convex_dense_share": 0.3},
+    "cc05": {"fusion": "convex", "convex_dense_share": 0.5},
+    "cc07": {"fusion": "convex", "convex_dense_share": 0.7},
 }
 
 

@@ -127,8 +127,14 @@ class RetrievalConfig:
     second_hop_words: int = 64
     second_hop_searches: tuple[str, ...] = ("dense", "lexical")
     second_hop_min_budget: int = 0
+    fusion: str = "rrf"
+    convex_dense_share: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.fusion not in ("rrf", "convex"):
+            raise ConfigError(f"fusion '{self.fusion}' is not one of rrf, convex")
+        if not (math.isfinite(self.convex_dense_share) and 0 <= self.convex_dense_share <= 1):
+            raise ConfigError(f"convex_dense_share {self.convex_dense_share} must be between 0 and 1")
         if self.mode not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"mode '{self.mode}' is not one of hybrid, dense, lexical")
         if self.candidates < 1:
@@ -292,7 +298,8 @@ class Retriever:
         rankings, weights = [], []
         dense_rows = lexical_rows = np.zeros(0, np.int64)
         if cfg.mode in ("hybrid", "dense") and not (cfg.mode == "hybrid" and self._unreadable(query, cfg)):
-            dense_rows = self._dense_rows(query, doc_ids, k, timings)
+            query_vectors: list[np.ndarray] = []
+            dense_rows = self._dense_rows(query, doc_ids, k, timings, query_vectors)
             rankings.append(dense_rows)
             weights.append(cfg.dense_weight)
         if cfg.mode in ("hybrid", "lexical"):
@@ -317,6 +324,11 @@ class Retriever:
             if len(rows):
                 rankings.append(rows)
                 weights.append(cfg.hint_weight)
+        if cfg.fusion == "convex" and len(dense_rows) and len(lexical_rows):
+            t = time.perf_counter()
+            rankings[:2] = [self._convex_rows(query, query_vectors[0], dense_rows, lexical_rows, cfg)]
+            weights[:2] = [cfg.dense_weight + cfg.lexical_weight]
+            timings["convex"] = _ms(t)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
         if cfg.second_hop_runs(budget) and len(rows):
@@ -430,10 +442,14 @@ class Retriever:
         return best
 
     def _dense_rows(self, query: str, doc_ids: Sequence[str] | None, k: int,
-                    timings: dict[str, float] | None = None) -> np.ndarray:
-        """Rows of the dense search for ``query``, best first."""
+                    timings: dict[str, float] | None = None,
+                    query_vectors: list[np.ndarray] | None = None) -> np.ndarray:
+        """Rows of the dense search for ``query``, best first (its vector is appended to
+        ``query_vectors`` when given, so convex fusion does not encode it again)."""
         t = time.perf_counter()
         qvec = self.encoder.encode_queries([query])
+        if query_vectors is not None:
+            query_vectors.append(qvec)
         if timings is not None:
             timings["encode_query"] = _ms(t)
         t = time.perf_counter()
@@ -451,6 +467,28 @@ class Retriever:
             _, rows = self.store.search_lexical(query, k, doc_ids)
             return np.asarray(rows)
         return self._contextual_lexical(query, doc_ids, cfg, k)
+
+    def _convex_rows(self, query: str, qvec: np.ndarray, dense_rows: np.ndarray, lexical_rows: np.ndarray,
+                     cfg: RetrievalConfig) -> np.ndarray:
+        """The union of both hit lists ranked by a convex sum of each side's min-max normalised
+        score; each hit's score on the side that did not return it is computed exactly."""
+        union = np.unique(np.concatenate([dense_rows, lexical_rows]).astype(np.int64))
+        dense = self.store.vectors_for_rows(union) @ np.asarray(qvec, dtype=np.float32).reshape(-1)
+        lexical = self.store.lexical()
+        every = lexical.scores(query).astype(np.float64)
+        if self._header_field(cfg):
+            every = every + cfg.header_weight * self._header_lexical(lexical).scores(query)
+        pos = np.clip(np.searchsorted(lexical.rows, union), 0, max(len(lexical.rows) - 1, 0))
+        lex = np.where(lexical.rows[pos] == union, every[pos], 0.0) if len(lexical.rows) else np.zeros(len(union))
+
+        def unit(x: np.ndarray) -> np.ndarray:
+            span = float(x.max() - x.min())
+            return (x - x.min()) / span if span > 0 else np.zeros(len(x))
+
+        share = cfg.convex_dense_share
+        combined = share * unit(np.asarray(dense, np.float64)) + (1 - share) * unit(lex)
+        ranked: np.ndarray = union[np.lexsort((union, -combined))]
+        return ranked
 
     def _locate(self, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
         """``(doc_ids, ordinals)`` of landmark ``rows``: from the cached blocks, else from the store."""
