@@ -103,6 +103,20 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "cc03": {"fusion": "convex", "convex_dense_share": 0.3},
     "cc05": {"fusion": "convex", "convex_dense_share": 0.5},
     "cc07": {"fusion": "convex", "convex_dense_share": 0.7},
+    # RRF's damping constant below the default 20: the top ranks of each search count for more.
+    "rrf5": {"rrf_k": 5.0},
+    "rrf10": {"rrf_k": 10.0},
+    # BM25 over the passage each landmark ends as one more ranking (default: weight 0.25, 4 sentences,
+    # not past a blank line); off, and the alternatives measured against it.
+    "psg0": {"passage_weight": 0.0},
+    "psg05-doc": {"passage_weight": 0.5, "passage_within": "document"},
+    "psg1-doc": {"passage_weight": 1.0, "passage_within": "document"},
+    "psg1-doc-t128": {"passage_weight": 1.0, "passage_within": "document", "passage_sentences": 8,
+                      "passage_tokens": 128},
+    "psg05-sec": {"passage_weight": 0.5, "passage_within": "section"},
+    "psg0125": {"passage_weight": 0.125},
+    "psg05": {"passage_weight": 0.5},
+    "psg1": {"passage_weight": 1.0},
 }
 
 

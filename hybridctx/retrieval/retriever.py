@@ -104,6 +104,22 @@ class RetrievalConfig:
             this many tokens (0: at every budget, and when no budget is known). Small
             budgets hold few spans, and the hop's passages displace first-hop evidence
             there, while large ones have room for both.
+        fusion: ``rrf`` (by rank) or ``convex`` (weighted sum of min-max normalised
+            scores; measured, not the default).
+        convex_dense_share: the dense side's share in ``convex`` fusion.
+        passage_weight: weight in the fusion of a BM25 ranking of each landmark by the
+            passage it ends (:mod:`hybridctx.retrieval.passage_lexical`), so a question
+            whose words are spread over neighbouring turns or sentences is matched. It
+            runs beside the dense ranking only: with BM25 alone (an unreadable query, or
+            ``lexical`` mode) it cost the Chinese sets at 512 tokens at every weight
+            tried. 0.25 lifts dialogues most and costs no set more than one question
+            (measured: docs/benchmarks.md#bm25-over-the-passage-a-landmark-ends-session-11);
+            0 turns it off.
+        passage_sentences: sentences in that passage, at most (the landmark's own and
+            the ones before it).
+        passage_tokens: encoder tokens in that passage, at most (0: no limit).
+        passage_within: how far back a passage reaches: ``document``, ``paragraph``
+            (not past a blank line) or ``section`` (not out of its header path).
     """
 
     mode: SearchMode = "hybrid"
@@ -129,12 +145,26 @@ class RetrievalConfig:
     second_hop_min_budget: int = 0
     fusion: str = "rrf"
     convex_dense_share: float = 0.5
+    passage_weight: float = 0.25
+    passage_sentences: int = 4
+    passage_tokens: int = 0
+    passage_within: str = "paragraph"
 
     def __post_init__(self) -> None:
         if self.fusion not in ("rrf", "convex"):
             raise ConfigError(f"fusion '{self.fusion}' is not one of rrf, convex")
         if not (math.isfinite(self.convex_dense_share) and 0 <= self.convex_dense_share <= 1):
             raise ConfigError(f"convex_dense_share {self.convex_dense_share} must be between 0 and 1")
+        if not (math.isfinite(self.passage_weight) and self.passage_weight >= 0):
+            raise ConfigError(f"passage_weight {self.passage_weight} must be >= 0 (0 turns the passage ranking off)")
+        if isinstance(self.passage_sentences, bool) or not isinstance(self.passage_sentences, int) \
+                or self.passage_sentences < 1:
+            raise ConfigError(f"passage_sentences {self.passage_sentences!r} must be a whole number >= 1")
+        if isinstance(self.passage_tokens, bool) or not isinstance(self.passage_tokens, int) \
+                or self.passage_tokens < 0:
+            raise ConfigError(f"passage_tokens {self.passage_tokens!r} must be a whole number >= 0 (0: no token limit)")
+        if self.passage_within not in ("document", "paragraph", "section"):
+            raise ConfigError(f"passage_within '{self.passage_within}' is not one of document, paragraph, section")
         if self.mode not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"mode '{self.mode}' is not one of hybrid, dense, lexical")
         if self.candidates < 1:
@@ -308,6 +338,15 @@ class Retriever:
             timings["lexical_search"] = _ms(t)
             rankings.append(lexical_rows)
             weights.append(cfg.lexical_weight)
+            # Beside the dense ranking only: with BM25 alone (an unreadable query, or lexical mode)
+            # it cost Chinese sets at 512 tokens at every weight tried (docs/benchmarks.md).
+            if cfg.passage_weight > 0 and len(dense_rows) and self._passage_field():
+                t = time.perf_counter()
+                rows = self._passage_rows(query, doc_ids, cfg, k)
+                timings["passage_search"] = _ms(t)
+                if len(rows):
+                    rankings.append(rows)
+                    weights.append(cfg.passage_weight)
         position = detect_position(query) if cfg.position_weight > 0 else None
         if position is not None:
             t = time.perf_counter()
@@ -425,7 +464,10 @@ class Retriever:
             smoothed += cfg.lexical_neighbour_weight * np.where(same, shifted, 0.0).astype(np.float32)
         if cfg.header_weight > 0 and len(lexical) <= _HEADER_MAX_LANDMARKS:
             smoothed += cfg.header_weight * self._header_lexical(lexical).scores(query)
-        rows = lexical.rows
+        return self._best_rows(smoothed, lexical.rows, doc_ids, k)
+
+    def _best_rows(self, scores: np.ndarray, rows: np.ndarray, doc_ids: Sequence[str] | None, k: int) -> np.ndarray:
+        """The ``k`` rows of positive score within ``doc_ids``, best first (ties by row)."""
         if doc_ids is not None:
             allowed = self.store.rows_for_documents(doc_ids)
             pos = np.searchsorted(rows, allowed)
@@ -434,10 +476,10 @@ class Retriever:
                 pos, np.flatnonzero(np.isin(rows, allowed)))
         else:
             pos = np.arange(len(rows))
-        pos = pos[smoothed[pos] > 0]
+        pos = pos[scores[pos] > 0]
         if len(pos) > k:
-            pos = pos[np.argpartition(-smoothed[pos], k - 1)[:k]]
-        pos = pos[np.lexsort((rows[pos], -smoothed[pos]))]
+            pos = pos[np.argpartition(-scores[pos], k - 1)[:k]]
+        pos = pos[np.lexsort((rows[pos], -scores[pos]))]
         best: np.ndarray = rows[pos]
         return best
 
@@ -532,6 +574,27 @@ class Retriever:
             structure = self._structure(str(marks.doc_ids[i]))
             keep[i] = structure is not None and matches_hints(structure, int(marks.starts[i]), hints)
         return rows[keep][:k]
+
+    def _passage_field(self) -> bool:
+        """Whether the passage ranking can run (a store with tables, small enough to build it per process)."""
+        if not hasattr(self.store, "lexical") or not hasattr(self.store, "counts"):
+            return False
+        return bool(self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS)
+
+    def _passage_rows(self, query: str, doc_ids: Sequence[str] | None, cfg: RetrievalConfig, k: int) -> np.ndarray:
+        """Rows ranked by the BM25 of the passage of ``passage_sentences`` sentences each ends
+        (:mod:`hybridctx.retrieval.passage_lexical`), best first."""
+        lexical = self.store.lexical()
+        key = (lexical, cfg.passage_sentences, cfg.passage_tokens, cfg.passage_within)
+        cached = getattr(self, "_passages", None)
+        if cached is None or cached[0][0] is not lexical or cached[0][1:] != key[1:]:
+            from hybridctx.retrieval.passage_lexical import passage_index
+
+            cached = self._passages = (key, passage_index(self.store, self._documents, cfg.passage_sentences,
+                                                          lexical.settings, cfg.passage_tokens,
+                                                          within=cfg.passage_within))
+        index = cached[1]
+        return self._best_rows(index.scores(query), index.rows, doc_ids, k)
 
     def _header_field(self, cfg: RetrievalConfig) -> bool:
         """Whether BM25 adds the header-path field (on, and the corpus small enough to build it per process)."""
