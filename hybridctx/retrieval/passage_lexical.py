@@ -1,4 +1,4 @@
-"""BM25 over the passage each landmark ends: the run of sentences it closes, across paragraph breaks.
+"""BM25 over the passage each landmark ends: the run of sentences it closes.
 
 Why: a question's words are often spread over neighbouring sentences or turns
 (the speaker's name in one, the topic in the next), so no single sentence
@@ -9,6 +9,9 @@ of sentence scores) brings that evidence into the fusion as one more ranking
 beside the sentence ranking, whose hits stay landmarks, so span growth
 (which grows mostly backwards) covers the passage that matched.
 
+A passage stays inside its paragraph by default (``RetrievalConfig.passage_within``):
+passages across blank lines mixed neighbouring contract clauses and cost CUAD
+questions (measured: docs/benchmarks.md#bm25-over-the-passage-a-landmark-ends-session-11).
 The index is built on the first query that needs it and not saved with the
 index, like the header field.
 """
