@@ -69,6 +69,7 @@ def test_first_topic_question_packs_the_start(encoder) -> None:
     assert "Let us talk about beekeeping." in on.context
     assert on.spans[0].start == 0 and on.tokens <= 300
     assert "position" in on.timings_ms
+    assert "passage_search" not in on.timings_ms  # the passage ranking would outweigh the position
     # Without the positional ranking the question matches nothing in particular.
     off = _retriever(encoder, 0.0).retrieve(question, budget=300)
     assert "Let us talk about beekeeping." not in off.context

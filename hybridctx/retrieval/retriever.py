@@ -112,7 +112,7 @@ class RetrievalConfig:
             whose words are spread over neighbouring turns or sentences is matched. It
             runs beside the dense ranking only: with BM25 alone (an unreadable query, or
             ``lexical`` mode) it cost the Chinese sets at 512 tokens at every weight
-            tried. 0.25 lifts dialogues most and costs no set more than one question
+            tried; nor for a positional question. 0.25 lifts dialogues most and costs no set more than one question
             (measured: docs/benchmarks.md#bm25-over-the-passage-a-landmark-ends-session-11);
             0 turns it off.
         passage_sentences: sentences in that passage, at most (the landmark's own and
@@ -332,6 +332,7 @@ class Retriever:
             dense_rows = self._dense_rows(query, doc_ids, k, timings, query_vectors)
             rankings.append(dense_rows)
             weights.append(cfg.dense_weight)
+        position = detect_position(query) if cfg.position_weight > 0 else None
         if cfg.mode in ("hybrid", "lexical"):
             t = time.perf_counter()
             lexical_rows = self._lexical_rows(query, doc_ids, cfg, k)
@@ -339,15 +340,16 @@ class Retriever:
             rankings.append(lexical_rows)
             weights.append(cfg.lexical_weight)
             # Beside the dense ranking only: with BM25 alone (an unreadable query, or lexical mode)
-            # it cost Chinese sets at 512 tokens at every weight tried (docs/benchmarks.md).
-            if cfg.passage_weight > 0 and len(dense_rows) and self._passage_field():
+            # it cost Chinese sets at 512 tokens at every weight tried (docs/benchmarks.md). Not for a
+            # question that asks for a position: its content words ("the first topic we discussed")
+            # match every passage about topics, and one more content ranking outweighs the position's.
+            if cfg.passage_weight > 0 and len(dense_rows) and position is None and self._passage_field():
                 t = time.perf_counter()
                 rows = self._passage_rows(query, doc_ids, cfg, k)
                 timings["passage_search"] = _ms(t)
                 if len(rows):
                     rankings.append(rows)
                     weights.append(cfg.passage_weight)
-        position = detect_position(query) if cfg.position_weight > 0 else None
         if position is not None:
             t = time.perf_counter()
             rows = self._positional_rows(position, doc_ids, k)
