@@ -77,14 +77,17 @@ def test_the_turn_that_ends_the_matching_passage_ranks_first(encoder) -> None:
 
 def test_the_passage_ranking_follows_a_changed_store(encoder) -> None:
     store = _chat_store(encoder, [Document("chat", _CHAT)])
-    cfg = RetrievalConfig(mode="lexical", passage_weight=1.0, passage_sentences=2, header_weight=0.0)
+    cfg = RetrievalConfig(passage_weight=1.0, passage_sentences=2, header_weight=0.0)
     retriever = Retriever(store, encoder, cfg)
-    retriever.candidates(_QUERY, budget=512)  # builds the passage index
+    built = retriever._passage_rows(_QUERY, None, cfg, 5)  # builds the passage index
+    assert len(built) and retriever._passages[1] is not None
+    before = retriever._passages[1]
     from hybridctx.ingest.indexing import index_documents
 
     index_documents([Document("later", "Ana: I sailed to Lisbon.\nAna: We ate grilled sardines at the harbour.")],
                     store, encoder, show_progress=False)
     found = retriever._passage_rows("Where did Ana eat sardines in Lisbon?", None, cfg, 5)
+    assert retriever._passages[1] is not before  # rebuilt for the changed store, not the stale one
     assert found[0] == _row_of(store, "later", "grilled sardines")
 
 

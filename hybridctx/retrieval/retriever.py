@@ -579,6 +579,11 @@ class Retriever:
 
     def _passage_field(self) -> bool:
         """Whether the passage ranking can run (a store with tables, small enough to build it per process)."""
+        return self._fits_per_process_index()
+
+    def _fits_per_process_index(self) -> bool:
+        """Whether an index built per process and not saved (the header field, the passages) may be built
+        for this store: it has BM25 and tables, and at most 200,000 landmarks."""
         if not hasattr(self.store, "lexical") or not hasattr(self.store, "counts"):
             return False
         return bool(self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS)
@@ -600,9 +605,7 @@ class Retriever:
 
     def _header_field(self, cfg: RetrievalConfig) -> bool:
         """Whether BM25 adds the header-path field (on, and the corpus small enough to build it per process)."""
-        if cfg.header_weight <= 0 or not hasattr(self.store, "lexical") or not hasattr(self.store, "counts"):
-            return False
-        return bool(self.store.counts()["landmarks"] <= _HEADER_MAX_LANDMARKS)
+        return cfg.header_weight > 0 and self._fits_per_process_index()
 
     def _header_lexical(self, lexical: Any) -> Any:
         """BM25 over each landmark's header path, aligned with the sentence index's rows
