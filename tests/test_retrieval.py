@@ -29,6 +29,20 @@ def test_candidates_per_ktoken_is_validated(value: float) -> None:
         RetrievalConfig(candidates_per_ktoken=value)
 
 
+def test_span_caps_by_share_and_by_tokens_take_the_smaller() -> None:
+    assert RetrievalConfig().span_cap(2048) is None
+    assert RetrievalConfig(max_span_share=0.25).span_cap(2048) == 512
+    assert RetrievalConfig(max_span_tokens=384).span_cap(2048) == 384
+    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(1024) == 256
+    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(4096) == 384
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_max_span_tokens_is_validated(value: int) -> None:
+    with pytest.raises(ConfigError, match="max_span_tokens"):
+        RetrievalConfig(max_span_tokens=value)
+
+
 class _Recording:
     """A landmark store that records how many hits each search asks for."""
 
@@ -88,6 +102,17 @@ def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, 
     store.asked.clear()
     packed = retriever.retrieve("Who is the Cheshire Cat?", 1024)
     assert store.asked == [("dense", 100), ("lexical", 100)] and packed.tokens <= 1024
+
+
+def test_a_token_cap_trims_every_packed_span_and_keeps_more_of_them(alice_store: Any, encoder) -> None:
+    query = "What did Alice say to the Rabbit?"
+    free = Retriever(alice_store, encoder, RetrievalConfig(header_weight=0.0)).retrieve(query, 2048)
+    capped = Retriever(alice_store, encoder, RetrievalConfig(header_weight=0.0, max_span_tokens=64)).retrieve(query, 2048)
+    assert max(s.tokens for s in free.spans) > 64  # the cap has something to cut
+    # Selection uses per-sentence counts; BPE is not exactly additive across joins (one token off at most).
+    assert all(s.tokens <= 64 + 1 for s in capped.spans)
+    assert any(s.trimmed for s in capped.spans)
+    assert len(capped.spans) > len(free.spans)
 
 
 def test_cached_document_text_follows_a_replaced_document(encoder) -> None:

@@ -117,6 +117,14 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "psg0125": {"passage_weight": 0.125},
     "psg05": {"passage_weight": 0.5},
     "psg1": {"passage_weight": 1.0},
+    # One span may take at most this share of the budget (trimmed around its anchor), so a long
+    # merged span does not crowd out the next candidates.
+    "cap025": {"max_span_share": 0.25},
+    "cap05": {"max_span_share": 0.5},
+    "sup02": {"growth": GrowthRule(support=0.2)},
+    "tok384": {"max_span_tokens": 384},
+    "tok512": {"max_span_tokens": 512},
+    "tok768": {"max_span_tokens": 768},
 }
 
 

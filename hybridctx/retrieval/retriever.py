@@ -62,6 +62,8 @@ class RetrievalConfig:
         growth: how a hit grows into a span.
         max_span_share: largest share of the budget one span may take (it is
             trimmed around its best hit beyond that); ``None`` = no cap.
+        max_span_tokens: most tokens one span may take at any budget (trimmed
+            the same way); ``None`` = no cap. With both caps, the smaller holds.
         order: layout of packed spans.
         markers: a source marker line before each span.
         position_weight: weight in the fusion of a ranking by distance from
@@ -133,6 +135,7 @@ class RetrievalConfig:
     lexical_neighbour_weight: float = 0.5
     growth: GrowthRule = field(default_factory=GrowthRule)
     max_span_share: float | None = None
+    max_span_tokens: int | None = None
     order: PackOrder = "document"
     markers: bool = True
     position_weight: float = 2.0
@@ -174,6 +177,8 @@ class RetrievalConfig:
                               "(0 keeps candidates at every budget)")
         if self.max_span_share is not None and not 0 < self.max_span_share <= 1:
             raise ConfigError(f"max_span_share {self.max_span_share} must be in (0, 1]")
+        if self.max_span_tokens is not None and self.max_span_tokens < 1:
+            raise ConfigError(f"max_span_tokens {self.max_span_tokens} must be >= 1 (None: no cap)")
         if self.order not in ("document", "relevance", "edges"):
             raise ConfigError(f"order '{self.order}' is not one of document, relevance, edges")
         if self.position_weight < 0:
@@ -211,7 +216,10 @@ class RetrievalConfig:
 
     def span_cap(self, budget: int) -> int | None:
         """Most tokens one span may take at this budget."""
-        return None if self.max_span_share is None else max(1, int(budget * self.max_span_share))
+        caps = [] if self.max_span_share is None else [max(1, int(budget * self.max_span_share))]
+        if self.max_span_tokens is not None:
+            caps.append(self.max_span_tokens)
+        return min(caps) if caps else None
 
 
 @dataclass(frozen=True)
