@@ -13,6 +13,18 @@ from hybridctx.errors import ConfigError
 
 __all__ = ["ContextMode", "EncoderConfig", "Pooling", "QueryRuntime", "WindowEnd"]
 
+_NUMBER = (int, float)
+_NONE = type(None)
+# The type each setting must have. An encoder identity read from an index (a stranger's file) comes
+# through here, and a wrong type ("landmark_token": []) must fail as a setting, not deep in a tokenizer.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "pooling": (str,), "context": (str,), "mix_weight": _NUMBER,
+    "window": (int, _NONE), "overlap": (int, _NONE), "window_end": (str, _NONE), "batch_tokens": (int,),
+    "device": (str,), "fp16": (bool, _NONE), "landmark_token": (str, _NONE), "query_instruction": (str, _NONE),
+    "unreadable_ratio": _NUMBER, "query_runtime": (str,), "query_onnx": (str, _NONE), "document_runtime": (str,),
+    "header_prefix_tokens": (int,),
+}
+
 Pooling = Literal["mean", "landmark"]
 ContextMode = Literal["window", "isolated", "mix"]
 QueryRuntime = Literal["auto", "torch", "onnx"]
@@ -99,6 +111,10 @@ class EncoderConfig:
     header_prefix_tokens: int = 0
 
     def __post_init__(self) -> None:
+        for name, types in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ConfigError(f"encoder setting {name} = {value!r} has the wrong type")
         if self.pooling not in ("mean", "landmark"):
             raise ConfigError(f"pooling '{self.pooling}' is not one of mean, landmark")
         if self.context not in ("window", "isolated", "mix"):

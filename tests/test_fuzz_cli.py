@@ -326,6 +326,22 @@ def test_index_files_damaged_or_crafted(world, tmp_path_factory, capsys) -> None
     one()
 
 
+@pytest.mark.parametrize("setting, value", [("landmark_token", []), ("landmark_token", 7)])
+def test_an_encoder_setting_of_the_wrong_type_in_a_manifest_is_one_clear_error(
+        world, tmp_path, capsys, setting, value) -> None:
+    # Found by the fuzz test above: "landmark_token": [] reached the tokenizer and exited 1 (TypeError).
+    copy = tmp_path / "index"
+    shutil.copytree(world["index"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    paths = [p for p in _paths(manifest) if p and p[-1] == setting and p[0] != "files"]
+    assert paths, f"the manifest holds no encoder setting {setting}"
+    _set_path(manifest, paths[0], value)
+    write_manifest(copy, manifest)
+    code, _, err = run_cli(capsys, ["retrieve", "--index", str(copy), "--budget", "60", "--json", "When is the review?"])
+    assert code == 2 and setting in err and "wrong type" in err
+    assert snapshot(world["index"]) == world["pristine"]
+
+
 def test_bit_flips_and_cuts_are_always_caught(world, tmp_path_factory) -> None:
     """Without resealing, every damaged file is named by the checks: loading never gets past them."""
     index: Path = world["index"]
