@@ -117,8 +117,9 @@ RETRIEVAL: dict[str, dict[str, Any]] = {
     "psg0125": {"passage_weight": 0.125},
     "psg05": {"passage_weight": 0.5},
     "psg1": {"passage_weight": 1.0},
-    # One span may take at most this share of the budget (trimmed around its anchor), so a long
-    # merged span does not crowd out the next candidates.
+    # Span caps (trimmed around the anchor) so a long merged span does not crowd out the next
+    # candidates: a share of the budget (cap*), tokens at any budget (tok*); sup02 scores a merged
+    # span by its other hits too. Measured, not the default (docs/benchmarks.md, session 12).
     "cap025": {"max_span_share": 0.25},
     "cap05": {"max_span_share": 0.5},
     "sup02": {"growth": GrowthRule(support=0.2)},
