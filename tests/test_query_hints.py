@@ -250,3 +250,23 @@ def test_kth_section_question_packs_that_section(encoder) -> None:
     assert "Loam holds water" not in packed.context  # not merely the start of the document
     last = retriever.retrieve("What is in the final section?", budget=120)
     assert "Dry beans keep for a year" in last.context
+
+
+@pytest.mark.parametrize("question, whole", [
+    ("Tell me what the second chapter is about.", True),
+    ("What did we talk about in the last session?", True),
+    ("Walk me through the final section, please.", True),
+    ("我们聊的第二个话题是什么？", True),
+    ("第三章讲了什么？", True),
+    ("Give me a summary of the whole report.", True),
+    ("List every deadline in the contract.", True),
+    ("Who signed the contract first?", False),
+    ("What does the governing law clause say?", False),
+    ("Which section covers termination?", False),
+    ("When did Melanie first go camping?", False),
+    ("Don't summarise, just tell me who the buyer is.", False),
+])
+def test_a_question_asks_for_a_whole_unit_only_when_it_counts_units_or_spans_the_corpus(question: str,
+                                                                                         whole: bool) -> None:
+    # The span cap is lifted for these: their evidence is the unit itself, not a passage in it.
+    assert hints_for(question).asks_for_unit is whole

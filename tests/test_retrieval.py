@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,12 +30,14 @@ def test_candidates_per_ktoken_is_validated(value: float) -> None:
         RetrievalConfig(candidates_per_ktoken=value)
 
 
-def test_span_caps_by_share_and_by_tokens_take_the_smaller() -> None:
-    assert RetrievalConfig().span_cap(2048) is None
-    assert RetrievalConfig(max_span_share=0.25).span_cap(2048) == 512
-    assert RetrievalConfig(max_span_tokens=384).span_cap(2048) == 384
-    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(1024) == 256
-    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(4096) == 384
+def test_span_caps_by_share_and_by_tokens_take_the_larger_so_the_cap_grows_with_the_budget() -> None:
+    assert RetrievalConfig(max_span_share=None, max_span_tokens=None).span_cap(2048) is None
+    assert RetrievalConfig(max_span_share=0.25, max_span_tokens=None).span_cap(2048) == 512
+    assert RetrievalConfig(max_span_tokens=384, max_span_share=None).span_cap(2048) == 384
+    # The default: 384 tokens up to a 1,536-token budget, a quarter of it above.
+    assert [RetrievalConfig().span_cap(b) for b in (512, 1024, 1536, 2048, 4096)] == [384, 384, 384, 512, 1024]
+    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(1024) == 384
+    assert RetrievalConfig(max_span_tokens=384, max_span_share=0.25).span_cap(4096) == 1024
 
 
 @pytest.mark.parametrize("value", [0, -5])
@@ -106,8 +109,9 @@ def test_retrieve_sizes_the_search_by_what_the_reserve_leaves(alice_store: Any, 
 
 def test_a_token_cap_trims_every_packed_span_and_keeps_more_of_them(alice_store: Any, encoder) -> None:
     query = "What did Alice say to the Rabbit?"
-    free = Retriever(alice_store, encoder, RetrievalConfig(header_weight=0.0)).retrieve(query, 2048)
-    capped = Retriever(alice_store, encoder, RetrievalConfig(header_weight=0.0, max_span_tokens=64)).retrieve(query, 2048)
+    free_cfg = RetrievalConfig(header_weight=0.0, max_span_tokens=None, max_span_share=None)
+    free = Retriever(alice_store, encoder, free_cfg).retrieve(query, 2048)
+    capped = Retriever(alice_store, encoder, replace(free_cfg, max_span_tokens=64)).retrieve(query, 2048)
     assert max(s.tokens for s in free.spans) > 64  # the cap has something to cut
     # Selection uses per-sentence counts; BPE is not exactly additive across joins (one token off at most).
     assert all(s.tokens <= 64 + 1 for s in capped.spans)
@@ -207,6 +211,23 @@ def test_a_second_hop_with_a_minimum_budget_runs_only_from_that_budget(encoder) 
     assert not RetrievalConfig(second_hop_min_budget=2048).second_hop_runs(4096)  # weight 0: never
 
 
+def test_a_second_hop_across_documents_runs_only_for_a_search_over_several(encoder) -> None:
+    store = _bridge_store(encoder)
+    query = "Which 1945 comedy film had a famous lead role?"
+    across = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=1.0,
+                                                       second_hop_across_documents=True))
+    corpus: dict[str, float] = {}
+    assert [c.doc_id for c in across.candidates(query, timings=corpus)][:2] == ["film", "actress"]
+    assert "second_hop" in corpus
+    inside: dict[str, float] = {}
+    across.candidates(query, ["film"], timings=inside)  # a search inside one document
+    assert "second_hop" not in inside
+    ungated: dict[str, float] = {}
+    Retriever(store, encoder, replace(across.config, second_hop_across_documents=False)).candidates(
+        query, ["film"], timings=ungated)
+    assert "second_hop" in ungated
+
+
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_convex_fusion_at_the_extremes_ranks_by_one_side_s_own_scores(encoder, share: float) -> None:
     store = _bridge_store(encoder)
@@ -243,3 +264,41 @@ def test_convex_fusion_at_the_extremes_ranks_by_one_side_s_own_scores(encoder, s
 def test_second_hop_settings_are_checked(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         RetrievalConfig(**changes)
+
+
+def test_the_span_cap_is_lifted_for_a_question_that_asks_for_a_whole_unit(encoder) -> None:
+    from hybridctx.indexers import LandmarkStore
+    from hybridctx.ingest.indexing import index_documents
+    from hybridctx.retrieval.query_hints import hints_for
+
+    cfg = RetrievalConfig(max_span_tokens=48, max_span_share=None)
+    assert cfg.span_cap(2048, hints_for("What does the third section say?")) is None
+    assert cfg.span_cap(2048, hints_for("When should the pods be picked?")) == 48
+    sections = "\n".join(
+        f"## {n}. Part {n}\n\n" + " ".join(f"Part {n} note {i}: the beans grew a little in the garden bed." for i in range(12))
+        for n in (1, 2, 3, 4))
+    store = LandmarkStore.create(encoder.dim, "Flat", encoder_identity=dict(encoder.identity))
+    index_documents([Document("beans", "# Beans\n\n" + sections)], store, encoder, show_progress=False)
+    retriever = Retriever(store, encoder, cfg)
+    unit = retriever.retrieve("What does the third section say?", 1024)
+    passage = retriever.retrieve("What did the notes say about the garden bed?", 1024)
+    assert max(s.tokens for s in unit.spans) > 48 + 1
+    assert all(s.tokens <= 48 + 1 for s in passage.spans) and any(s.trimmed for s in passage.spans)
+    # A hit of sentence BM25 alone is no anchor to trim around: no cap without the dense ranking.
+    lexical = retriever.retrieve("What did the notes say about the garden bed?", 1024, mode="lexical")
+    assert max(s.tokens for s in lexical.spans) > 48 + 1 and not any(s.trimmed for s in lexical.spans)
+
+
+def test_a_chinese_question_half_known_to_minilm_drops_the_dense_ranking(alice_store: Any, encoder) -> None:
+    # MiniLM's vocabulary holds many CJK characters one by one: this question reads as half known.
+    query = "黑龍江在哪一個海峽入海?"
+    assert 0.4 < encoder.readable_ratio(query) < 0.8
+    signals: dict[str, Any] = {}
+    Retriever(alice_store, encoder).candidates(query, signals=signals)
+    assert len(signals["dense"]) == 0
+    lenient: dict[str, Any] = {}  # the threshold before session 13 let it through
+    Retriever(alice_store, encoder, RetrievalConfig(unreadable_query_ratio=0.5)).candidates(query, signals=lenient)
+    assert len(lenient["dense"]) > 0
+    english: dict[str, Any] = {}
+    Retriever(alice_store, encoder).candidates("Who is the Cheshire Cat?", signals=english)
+    assert len(english["dense"]) > 0

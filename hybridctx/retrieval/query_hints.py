@@ -155,6 +155,13 @@ class QueryHints:
             found.add("corpus")
         object.__setattr__(self, "labels", frozenset(found))
 
+    @property
+    def asks_for_unit(self) -> bool:
+        """Whether the answer is a whole unit rather than a passage: the k-th (or
+        last) topic, section, session ... of a document, or the whole corpus
+        (a summary, a list of all). A span cap would cut such an answer short."""
+        return (self.position is not None and self.position.ordinal is not None) or self.corpus is not None
+
 
 def _ordinal_value(word: str) -> int:
     word = " ".join(word.lower().replace("-", " ").split())

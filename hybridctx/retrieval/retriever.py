@@ -53,7 +53,10 @@ class RetrievalConfig:
         lexical_weight: weight of the BM25 ranking in fusion.
         unreadable_query_ratio: when more than this share of a query's
             characters are outside what the encoder can read (e.g. Chinese
-            for an English-only model), the dense ranking is dropped.
+            for an English-only model), the dense ranking is dropped. 0.2:
+            MiniLM's vocabulary holds many CJK characters one by one, so
+            12–19% of the Chinese dev questions read as over half known
+            (none over 80%) while every English one reads as fully known.
         lexical_context: sentences before and after each sentence whose BM25
             scores add to its own (within its paragraph), so a landmark is
             ranked by the passage it ends, not by one sentence's words;
@@ -63,7 +66,15 @@ class RetrievalConfig:
         max_span_share: largest share of the budget one span may take (it is
             trimmed around its best hit beyond that); ``None`` = no cap.
         max_span_tokens: most tokens one span may take at any budget (trimmed
-            the same way); ``None`` = no cap. With both caps, the smaller holds.
+            the same way); ``None`` = no cap. With both caps, the larger holds:
+            a span may always take ``max_span_tokens``, and a share of a large
+            budget (the default: 384 tokens up to a 1,536-token budget, a
+            quarter above). So a few long merged spans no longer crowd a
+            budget's other evidence out (contract clauses, dialogues). Neither
+            holds for a question that asks for a whole unit (the k-th topic,
+            section or session, or the whole corpus: see
+            :meth:`QueryHints.asks_for_unit`), whose evidence is that unit, nor
+            when the dense ranking did not run (see :meth:`Retriever.pack`).
         order: layout of packed spans.
         markers: a source marker line before each span.
         position_weight: weight in the fusion of a ranking by distance from
@@ -102,6 +113,11 @@ class RetrievalConfig:
         second_hop_words: words of the first-hop passage the second query takes.
         second_hop_searches: which searches the second hop repeats (``dense``,
             ``lexical`` or both); each runs only where the first hop ran it.
+        second_hop_across_documents: the second hop runs only when the search
+            spans more than one document (a corpus, not one document). A bridge to another article is what the hop
+            finds; inside one document span growth already reads the neighbours,
+            and there the hop's passages displaced first-hop evidence (locomo and
+            leval at 512, docs/benchmarks.md).
         second_hop_min_budget: the second hop runs only for budgets of at least
             this many tokens (0: at every budget, and when no budget is known). Small
             budgets hold few spans, and the hop's passages displace first-hop evidence
@@ -130,12 +146,12 @@ class RetrievalConfig:
     rrf_k: float = 20.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
-    unreadable_query_ratio: float = 0.5
+    unreadable_query_ratio: float = 0.2
     lexical_context: tuple[int, int] = (0, 0)
     lexical_neighbour_weight: float = 0.5
     growth: GrowthRule = field(default_factory=GrowthRule)
-    max_span_share: float | None = None
-    max_span_tokens: int | None = None
+    max_span_share: float | None = 0.25
+    max_span_tokens: int | None = 384
     order: PackOrder = "document"
     markers: bool = True
     position_weight: float = 2.0
@@ -146,6 +162,7 @@ class RetrievalConfig:
     second_hop_words: int = 64
     second_hop_searches: tuple[str, ...] = ("dense", "lexical")
     second_hop_min_budget: int = 0
+    second_hop_across_documents: bool = False
     fusion: str = "rrf"
     convex_dense_share: float = 0.5
     passage_weight: float = 0.25
@@ -214,12 +231,15 @@ class RetrievalConfig:
             return self.candidates
         return max(self.candidates, math.ceil(budget / 1024 * self.candidates_per_ktoken))
 
-    def span_cap(self, budget: int) -> int | None:
-        """Most tokens one span may take at this budget."""
+    def span_cap(self, budget: int, hints: QueryHints | None = None) -> int | None:
+        """Most tokens one span may take at this budget for a question with these
+        ``hints`` (none when it asks for a whole unit)."""
+        if hints is not None and hints.asks_for_unit:
+            return None
         caps = [] if self.max_span_share is None else [max(1, int(budget * self.max_span_share))]
         if self.max_span_tokens is not None:
             caps.append(self.max_span_tokens)
-        return min(caps) if caps else None
+        return max(caps) if caps else None
 
 
 @dataclass(frozen=True)
@@ -304,6 +324,7 @@ class Retriever:
         self._documents = DocumentCache(store)
         self._structures: dict[str, Any] = {}
         self._structures_generation: Any = None
+        self._store_docs: tuple[Any, int] | None = None  # (store generation, documents in it)
 
     @property
     def documents(self) -> DocumentCache:
@@ -380,7 +401,8 @@ class Retriever:
             timings["convex"] = _ms(t)
         t = time.perf_counter()
         rows, scores = reciprocal_rank_fusion(rankings, weights, k=cfg.rrf_k)
-        if cfg.second_hop_runs(budget) and len(rows):
+        if cfg.second_hop_runs(budget) and len(rows) and (not cfg.second_hop_across_documents
+                                                          or self._spans_documents(doc_ids)):
             hops = self._second_hop(query, int(rows[0]), doc_ids, cfg, k,
                                     dense=len(dense_rows) > 0, lexical=cfg.mode in ("hybrid", "lexical"))
             timings["second_hop"] = _ms(t)
@@ -425,21 +447,33 @@ class Retriever:
         found = self.candidates(query, opts.doc_ids, mode=opts.mode, timings=timings,
                                 budget=opts.budget - opts.reserve)
         t = time.perf_counter()
-        packed = self.pack(found, opts.budget, counter, query=query, order=opts.order, reserve=opts.reserve)
+        packed = self.pack(found, opts.budget, counter, query=query, order=opts.order, reserve=opts.reserve,
+                           mode=opts.mode)
         timings["pack"] = _ms(t)
         timings["total"] = _ms(started)
         logger.debug("retrieved %d spans, %d/%d tokens for %r", len(packed.spans), packed.tokens, opts.budget, query)
         return replace(packed, timings_ms=timings, query_id=opts.query_id)
 
     def pack(self, found: Sequence[SpanCandidate], budget: int, counter: TokenCounter, *, query: str = "",
-             order: PackOrder | None = None, reserve: int = 0) -> PackedContext:
-        """Pack candidates of :meth:`candidates` as this retriever's settings say (layout,
-        markers and header markers, span cap) into ``budget - reserve`` tokens."""
+             order: PackOrder | None = None, reserve: int = 0, mode: SearchMode | None = None) -> PackedContext:
+        """Pack candidates of :meth:`candidates` (searched in ``mode``, default the configured
+        one) as this retriever's settings say (layout, markers and header markers, span cap)
+        into ``budget - reserve`` tokens."""
         return pack(
             found, self._documents.text, budget, counter, query=query, order=order or self.config.order,
-            reserve=reserve, markers=self.config.markers, max_span_tokens=self.config.span_cap(budget - reserve),
+            reserve=reserve, markers=self.config.markers, max_span_tokens=self._span_cap(query, budget - reserve, mode),
             headers=self.marker_headers if self.config.markers and self.config.header_markers else None,
         )
+
+    def _span_cap(self, query: str, budget: int, mode: SearchMode | None) -> int | None:
+        """The span cap for ``query``: none unless the dense ranking ran. A cap trims around
+        a span's best hit, and a hit of sentence BM25 alone (Chinese queries, which MiniLM
+        cannot read, or lexical mode) too often lies a few sentences from the evidence:
+        capped, the Chinese sets lost up to 8 of 80 questions a cell (docs/benchmarks.md)."""
+        cfg = self.config
+        if (mode or cfg.mode) == "lexical" or ((mode or cfg.mode) == "hybrid" and self._unreadable(query, cfg)):
+            return None
+        return cfg.span_cap(budget, hints_for(query))
 
     def marker_headers(self, doc_id: str, offsets: Sequence[int]) -> list[str]:
         """The short header path a marker shows for a span starting at each offset of
@@ -549,6 +583,15 @@ class Retriever:
             marks = self.store.landmarks_for_rows(rows)
             located = ([str(d) for d in marks.doc_ids], marks.ordinals)
         return located
+
+    def _spans_documents(self, doc_ids: Sequence[str] | None) -> bool:
+        """Whether a search over ``doc_ids`` (``None``: the whole store) spans more than one document."""
+        if doc_ids is not None:
+            return len(set(doc_ids)) > 1
+        generation = getattr(self.store, "generation", None)
+        if self._store_docs is None or self._store_docs[0] != generation or generation is None:
+            self._store_docs = (generation, len(self.store.doc_ids()))
+        return self._store_docs[1] > 1
 
     def _second_hop(self, query: str, best_row: int, doc_ids: Sequence[str] | None, cfg: RetrievalConfig,
                     k: int, *, dense: bool, lexical: bool) -> list[np.ndarray]:
