@@ -179,7 +179,7 @@ def _bridge_store(encoder) -> Any:
 def test_a_second_hop_finds_the_document_only_the_first_one_names(encoder) -> None:
     store = _bridge_store(encoder)
     query = "Which 1945 comedy film had a famous lead role?"
-    plain = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0))
+    plain = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=0.0))
     hop = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=1.0))
     docs_plain = [c.doc_id for c in plain.candidates(query)]
     docs_hop = [c.doc_id for c in hop.candidates(query)]
@@ -199,7 +199,7 @@ def test_a_second_hop_with_a_minimum_budget_runs_only_from_that_budget(encoder) 
     store = _bridge_store(encoder)
     query = "Which 1945 comedy film had a famous lead role?"
     gated = Retriever(store, encoder, RetrievalConfig(mode="lexical", header_weight=0.0, second_hop_weight=1.0,
-                                                      second_hop_min_budget=2048))
+                                                      second_hop_min_budget=2048, second_hop_across_documents=False))
     small = [c.doc_id for c in gated.candidates(query, budget=1024)]
     large = [c.doc_id for c in gated.candidates(query, budget=2048)]
     assert "actress" not in small  # below the minimum: the first hop alone
@@ -208,7 +208,7 @@ def test_a_second_hop_with_a_minimum_budget_runs_only_from_that_budget(encoder) 
     assert unknown[0] == "film" and "actress" not in unknown  # no budget known: no hop
     cfg = gated.config
     assert (cfg.second_hop_runs(None), cfg.second_hop_runs(2047), cfg.second_hop_runs(2048)) == (False, False, True)
-    assert not RetrievalConfig(second_hop_min_budget=2048).second_hop_runs(4096)  # weight 0: never
+    assert not RetrievalConfig(second_hop_weight=0.0, second_hop_min_budget=2048).second_hop_runs(4096)  # never
 
 
 def test_a_second_hop_across_documents_runs_only_for_a_search_over_several(encoder) -> None:

@@ -109,7 +109,9 @@ class RetrievalConfig:
         second_hop_weight: weight in the fusion of each ranking of a second search
             whose query is the question plus the best first-hop passage
             (:mod:`hybridctx.retrieval.second_hop`), so a passage that shares words only
-            with the first one (a bridge entity) is found; 0 turns it off.
+            with the first one (a bridge entity) is found; 0 turns it off. On by
+            default only across documents (hotpotqa: gains, no cell lower;
+            docs/benchmarks.md).
         second_hop_words: words of the first-hop passage the second query takes.
         second_hop_searches: which searches the second hop repeats (``dense``,
             ``lexical`` or both); each runs only where the first hop ran it.
@@ -117,7 +119,7 @@ class RetrievalConfig:
             spans more than one document (a corpus, not one document). A bridge to another article is what the hop
             finds; inside one document span growth already reads the neighbours,
             and there the hop's passages displaced first-hop evidence (locomo and
-            leval at 512, docs/benchmarks.md).
+            leval at 512, docs/benchmarks.md). On by default.
         second_hop_min_budget: the second hop runs only for budgets of at least
             this many tokens (0: at every budget, and when no budget is known). Small
             budgets hold few spans, and the hop's passages displace first-hop evidence
@@ -158,11 +160,11 @@ class RetrievalConfig:
     header_weight: float = 2.0
     hint_weight: float = 0.0
     header_markers: bool = False
-    second_hop_weight: float = 0.0
+    second_hop_weight: float = 0.5
     second_hop_words: int = 64
     second_hop_searches: tuple[str, ...] = ("dense", "lexical")
     second_hop_min_budget: int = 0
-    second_hop_across_documents: bool = False
+    second_hop_across_documents: bool = True
     fusion: str = "rrf"
     convex_dense_share: float = 0.5
     passage_weight: float = 0.25
