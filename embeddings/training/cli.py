@@ -72,6 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint with the same settings")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--interpolate-from", default=None, metavar="DIR",
+                   help="train nothing: write into --out a model moved --interpolate of the way from its base "
+                        "towards the trained model in DIR (WiSE-FT weight averaging)")
+    p.add_argument("--interpolate", type=float, default=None, metavar="W",
+                   help="with --interpolate-from: base + W * (trained - base), W in [0, 1]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from hybridctx.errors import InputError
     from hybridctx.ingest.segmentation import split_sentences
 
+    if args.interpolate_from is not None or args.interpolate is not None:
+        return _interpolate(args)
     if not args.qa and not args.docs:
         raise InputError("give labelled data (--qa DIR) or documents (--docs PATH) to train on")
     if not 0 < args.val_fraction < 1:
@@ -162,6 +169,22 @@ def run(args: argparse.Namespace) -> int:
               f"kept epoch {result.best_epoch} ({result.stopped}); validation dense {first.get('dense', 0):.3f} -> "
               f"{best.get('dense', 0):.3f}, hybrid {first.get('hybrid', 0):.3f} -> {best.get('hybrid', 0):.3f}; "
               f"model in {result.out_dir}")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from hybridctx.embeddings.training.merge import interpolate_with_base
+    from hybridctx.errors import InputError
+
+    if args.interpolate_from is None or args.interpolate is None:
+        raise InputError("give both --interpolate-from DIR (a trained model) and --interpolate W (0 base .. 1 trained)")
+    if args.qa or args.docs:
+        raise InputError("--interpolate-from trains nothing: drop --qa/--docs, or train first and interpolate after")
+    out = interpolate_with_base(args.interpolate_from, args.interpolate, args.out, base=None)
+    if args.json:
+        print(json.dumps({"out_dir": str(out), "weight": args.interpolate, "trained": args.interpolate_from}))
+    else:
+        print(f"wrote base + {args.interpolate} * (trained - base) to {out}")
     return 0
 
 

@@ -217,3 +217,57 @@ def test_llm_questions_come_from_a_real_http_endpoint_and_are_cached(llm_server,
     assert docs[doc_id][start:end] in prompt
     again = synthetic_questions(docs, sents, ask, "test-model", cache, per_doc=3, seed=0)
     assert again == made and len(llm_server.requests) == asked  # read back from the cache
+
+
+def test_interpolation_moves_each_weight_the_asked_share_towards_the_trained_model(trained, tmp_path, corpus) -> None:
+    """WiSE-FT: 0 is the base, 1 the trained model, 0.5 the midpoint; the result serves."""
+    from safetensors.numpy import load_file
+
+    from hybridctx.embeddings.models import resolve_model
+    from hybridctx.embeddings.training.merge import interpolate_with_base, weight_file
+
+    _, out, train_pairs = trained
+    tuned = load_file(str(weight_file(out)))
+    base = load_file(str(weight_file(resolve_model("all-MiniLM-L6-v2").path)))
+    key = next(k for k in tuned if k.endswith("encoder.layer.5.output.dense.weight"))
+    base_key = next(k for k in base if k.endswith("encoder.layer.5.output.dense.weight"))
+    assert np.abs(tuned[key] - base[base_key]).max() > 1e-6  # training moved it
+    half = load_file(str(weight_file(interpolate_with_base(out, 0.5, tmp_path / "half"))))
+    np.testing.assert_allclose(half[key], (tuned[key] + base[base_key]) / 2, atol=1e-6)
+    zero = load_file(str(weight_file(interpolate_with_base(out, 0.0, tmp_path / "zero"))))
+    np.testing.assert_allclose(zero[key], base[base_key], atol=1e-7)
+    card = json.loads((tmp_path / "half" / "hybridctx_training.json").read_text())
+    assert card["interpolation"]["weight"] == 0.5 and card["window"] == WINDOW
+    assert not (tmp_path / "half" / "checkpoint").exists()
+    assert _dense_recall(str(tmp_path / "zero"), corpus, train_pairs) == pytest.approx(
+        _dense_recall("all-MiniLM-L6-v2", corpus, train_pairs))
+
+
+def test_interpolation_refuses_a_bad_weight_and_a_foreign_directory(trained, tmp_path) -> None:
+    from hybridctx.embeddings.training.merge import interpolate_with_base
+    from hybridctx.errors import ConfigError
+
+    _, out, _ = trained
+    with pytest.raises(ConfigError, match="between 0"):
+        interpolate_with_base(out, 1.5, tmp_path / "x")
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("do not delete")
+    with pytest.raises(ConfigError, match="not a model directory"):
+        interpolate_with_base(out, 0.5, keep)
+    assert (keep / "mine.txt").read_text() == "do not delete"
+    with pytest.raises(InputError, match="no model.safetensors"):
+        interpolate_with_base(tmp_path, 0.5, tmp_path / "y")
+
+
+def test_interpolation_from_the_command_line(trained, tmp_path, capsys) -> None:
+    _, out, _ = trained
+    assert main(["train", "--interpolate-from", str(out), "--interpolate", "0.7", "--out", str(tmp_path / "m"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["weight"] == 0.7
+    assert json.loads((tmp_path / "m" / "hybridctx_training.json").read_text())["interpolation"]["weight"] == 0.7
+    assert main(["train", "--interpolate-from", str(out), "--interpolate", "2", "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "between 0" in err[0] and not (tmp_path / "n").exists()
+    assert main(["train", "--interpolate", "0.5", "--out", str(tmp_path / "n")]) == 2
+    assert "--interpolate-from" in capsys.readouterr().err
