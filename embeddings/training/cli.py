@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=3, metavar="N", help="most epochs (default 3)")
     p.add_argument("--steps-per-epoch", type=int, default=None, metavar="N",
                    help="steps between validations (default one pass over the examples)")
+    p.add_argument("--labelled-share", type=float, default=None, metavar="S",
+                   help="share of each batch drawn from labelled questions when --docs pairs are also given "
+                        "(default: all examples alike)")
     p.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="lower layers kept frozen (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="documents held out for validation (default 0.2)")
     p.add_argument("--val-budgets", type=_budgets, default=(1024,), metavar="N,N",
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base, window=args.window, overlap=args.overlap, pooling=args.pooling, alpha=args.alpha,
         temperature=args.temperature, lr=args.lr, batch_queries=args.batch, max_windows=args.max_windows,
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, freeze_layers=args.freeze_layers,
+        labelled_share=args.labelled_share,
         val_budgets=tuple(args.val_budgets), patience=args.patience, seed=args.seed, device=args.device,
     )
     train_docs: dict[str, str] = {}

@@ -69,6 +69,10 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda``; CUDA trains in bf16/fp16 autocast.
         warmup: share of the steps spent warming up.
         max_grad_norm: gradient clipping.
+        labelled_share: share of each batch drawn from labelled examples
+            (questions, LLM questions) when there are also self-supervised
+            pairs; ``None`` draws from all examples alike, so thousands of
+            inverse-cloze pairs outnumber a few hundred labels.
     """
 
     base: str = "all-MiniLM-L6-v2"
@@ -89,6 +93,7 @@ class TrainConfig:
     device: str = "auto"
     warmup: float = 0.1
     max_grad_norm: float = 1.0
+    labelled_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -101,6 +106,8 @@ class TrainConfig:
             raise ConfigError(f"steps per epoch {self.steps_per_epoch} must be at least 1")
         if self.freeze_layers < 0:
             raise ConfigError(f"freeze_layers {self.freeze_layers} must be >= 0")
+        if self.labelled_share is not None and not 0.0 <= self.labelled_share <= 1.0:
+            raise ConfigError(f"labelled share {self.labelled_share} must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class _Item:
     query: str
     gold: list[tuple[str, int]]  # (doc_id, sentence)
     runs: list[tuple[str, list[int]]] = field(default_factory=list)
+    labelled: bool = True
 
 
 def eval_set_for(name: str, docs: Mapping[str, str], examples: Sequence[Example]) -> Any:
@@ -314,7 +322,7 @@ class Trainer:
         for doc_id, run in runs:
             merged.setdefault(doc_id, set()).update(run)
         runs = [(d, r) for d, s in merged.items() for r in gold_runs(sorted(s))]
-        return _Item(example.query, gold, runs)
+        return _Item(example.query, gold, runs, labelled=example.source != "ict")
 
     # -- one step ----------------------------------------------------------
     def _batch_windows(self, items: Sequence[_Item], rng: random.Random) -> tuple[list[_Item], list[tuple[str, int]]]:
@@ -481,18 +489,12 @@ class Trainer:
         while state["epoch"] < cfg.epochs:
             epoch = state["epoch"] + 1
             rng = random.Random(cfg.seed * 1000 + epoch)
-            order = list(range(len(self._items)))
-            rng.shuffle(order)
+            draw = _BatchDraw(self._items, cfg.batch_queries, cfg.labelled_share, rng)
             bar = tqdm(range(per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
                        disable=None if self.show_progress is None else not self.show_progress)
-            cursor = 0
             losses = []
             for _ in bar:
-                if cursor >= len(order):
-                    rng.shuffle(order)
-                    cursor = 0
-                picked = [self._items[i] for i in order[cursor : cursor + cfg.batch_queries]]
-                cursor += cfg.batch_queries
+                picked = draw.next()
                 items, windows = self._batch_windows(picked, rng)
                 with torch.enable_grad():
                     q, lm, targets = self._encode_batch(items, windows)
@@ -595,6 +597,48 @@ class Trainer:
                    tokens_per_second=self.tokens_seen / seconds if seconds > 0 else 0.0,
                    examples=len(self._items), window=self._encoder.window, overlap=self._encoder.overlap,
                    info=self.card_info, window_end=self._encoder.window_end)
+
+
+class _BatchDraw:
+    """The queries of each step: shuffled passes over the examples, optionally a fixed labelled share.
+
+    Why a share: a corpus gives thousands of inverse-cloze pairs and a QA file a
+    few hundred questions; drawn alike, the self-supervised pairs set the
+    objective and the labels barely count.
+    """
+
+    def __init__(self, items: Sequence[_Item], batch: int, labelled_share: float | None, rng: random.Random) -> None:
+        self._rng = rng
+        labelled = [i for i, item in enumerate(items) if item.labelled]
+        unlabelled = [i for i, item in enumerate(items) if not item.labelled]
+        self._items = items
+        if labelled_share is None or not labelled or not unlabelled:
+            self._pools = [(list(range(len(items))), batch)]
+        else:
+            take = min(batch, max(0, round(labelled_share * batch)))
+            self._pools = [(pool, n) for pool, n in ((labelled, take), (unlabelled, batch - take)) if n > 0]
+        self._orders = [list(pool) for pool, _ in self._pools]
+        for order in self._orders:
+            rng.shuffle(order)
+        self._cursors = [0] * len(self._pools)
+
+    def next(self) -> list[_Item]:
+        """One step's queries. A single pool keeps the plain draw (the last batch of a pass may be
+        short); with a labelled share each pool wraps round, so every batch holds its share."""
+        picked: list[_Item] = []
+        wrap = len(self._pools) > 1
+        for k, (_, n) in enumerate(self._pools):
+            order, want = self._orders[k], n
+            while want > 0:
+                if self._cursors[k] >= len(order):
+                    self._rng.shuffle(order)
+                    self._cursors[k] = 0
+                start = self._cursors[k]
+                chunk = order[start : start + want]
+                picked += [self._items[i] for i in chunk]
+                self._cursors[k] = start + len(chunk)
+                want = want - len(chunk) if wrap else 0
+        return picked
 
 
 def _layer_list(model: Any) -> Any:

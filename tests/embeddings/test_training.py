@@ -271,3 +271,24 @@ def test_interpolation_from_the_command_line(trained, tmp_path, capsys) -> None:
     assert len(err) == 1 and "between 0" in err[0] and not (tmp_path / "n").exists()
     assert main(["train", "--interpolate", "0.5", "--out", str(tmp_path / "n")]) == 2
     assert "--interpolate-from" in capsys.readouterr().err
+
+
+def test_a_labelled_share_fixes_how_many_questions_each_batch_holds() -> None:
+    """Thousands of inverse-cloze pairs must not drown a few labels: share 0.5 of 8 is 4 questions a step."""
+    import random
+
+    from hybridctx.embeddings.training.trainer import _BatchDraw, _Item
+
+    items = [_Item(f"q{i}", [("d", i)], labelled=True) for i in range(5)]
+    items += [_Item(f"p{i}", [("d", i)], labelled=False) for i in range(95)]
+    draw = _BatchDraw(items, 8, 0.5, random.Random(0))
+    batches = [draw.next() for _ in range(10)]
+    assert all(len(b) == 8 and sum(i.labelled for i in b) == 4 for b in batches)
+    seen = [i.query for b in batches[:5] for i in b if i.labelled]
+    assert sorted(set(seen)) == [f"q{i}" for i in range(5)]  # every question comes round
+    plain = _BatchDraw(items, 8, None, random.Random(0))
+    order = list(range(len(items)))
+    random.Random(0).shuffle(order)
+    assert [i.query for i in plain.next()] == [items[k].query for k in order[:8]]  # the old draw, unchanged
+    with pytest.raises(Exception, match="between 0 and 1"):
+        TrainConfig(labelled_share=1.5)
