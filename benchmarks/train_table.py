@@ -17,6 +17,7 @@ command line and commit.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,11 @@ MODES = (("dense", "hybridctx-dense"), ("hybrid", "hybridctx"))
 
 
 def _load(path: str) -> dict:
-    data = json.loads((Path(path) / "results.json").read_text(encoding="utf-8"))
+    """An eval folder, or its results.json (gzipped or not: docs/results keeps them gzipped)."""
+    where = Path(path)
+    where = where / "results.json" if where.is_dir() else where
+    raw = gzip.decompress(where.read_bytes()) if where.suffix == ".gz" else where.read_bytes()
+    data = json.loads(raw.decode("utf-8"))
     cells = {(c["method"], c["dataset"], c["budget"]): c for c in data["cells"]}
     return {"datasets": data["datasets"], "budgets": data["budgets"], "cells": cells}
 

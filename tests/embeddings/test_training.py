@@ -292,3 +292,36 @@ def test_a_labelled_share_fixes_how_many_questions_each_batch_holds() -> None:
     assert [i.query for i in plain.next()] == [items[k].query for k in order[:8]]  # the old draw, unchanged
     with pytest.raises(Exception, match="between 0 and 1"):
         TrainConfig(labelled_share=1.5)
+
+
+def test_a_weight_delta_rebuilds_the_trained_model_from_the_packaged_base(trained, tmp_path, corpus) -> None:
+    """An exact delta gives the trained weights back; a low-rank one is a few MB and close; both serve."""
+    from safetensors.numpy import load_file, save_file
+
+    from hybridctx.embeddings.training.delta import apply_delta, write_delta
+    from hybridctx.embeddings.training.merge import weight_file
+
+    _, out, train_pairs = trained
+    tuned = load_file(str(weight_file(out)))
+    exact = apply_delta(write_delta(out, tmp_path / "exact.safetensors", rank=None), tmp_path / "exact")
+    rebuilt = load_file(str(weight_file(exact)))
+    assert all(np.abs(rebuilt[k] - tuned[k]).max() < 1e-6 for k in tuned)
+    assert json.loads((exact / "hybridctx_training.json").read_text())["window"] == WINDOW
+    small = write_delta(out, tmp_path / "r8.safetensors", rank=8)
+    assert small.stat().st_size < (tmp_path / "exact.safetensors").stat().st_size / 10
+    low = load_file(str(weight_file(apply_delta(small, tmp_path / "r8"))))
+    key = next(k for k in tuned if k.endswith("encoder.layer.5.output.dense.weight"))
+    base_like = np.linalg.norm(low[key] - tuned[key]) < np.linalg.norm(tuned[key]) * 1e-2
+    assert base_like
+    assert _dense_recall(str(exact), corpus, train_pairs) == pytest.approx(_dense_recall(str(out), corpus, train_pairs))
+    # A delta made over other weights, or a file that is not a delta, is one clear error.
+    entries = load_file(str(small))
+    save_file(entries, str(tmp_path / "forged.safetensors"),
+              metadata={"format": "hybridctx-landmark-delta/1", "base_model": "all-MiniLM-L6-v2",
+                        "base_digest": "0" * 64, "files": "{}"})
+    with pytest.raises(InputError, match="other weights"):
+        apply_delta(tmp_path / "forged.safetensors", tmp_path / "f")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="not a readable weight delta"):
+        apply_delta(tmp_path / "junk.safetensors", tmp_path / "j")
+    assert not (tmp_path / "f").exists() and not (tmp_path / "j").exists()
