@@ -74,7 +74,7 @@ def table(labelled: list[str]) -> list[str]:
                 c, r = base["cells"][("hybridctx", d, b)], run["cells"][("hybridctx", d, b)]
                 worst = max(worst, (c["score"] - r["score"]) * c["questions"])
         ok = gain >= 0.05 and worst <= 1.0
-        out.append(f"\n{label} vs {base_label}: dense 1k-4k average {gain * 100:+.1f} points; hybrid at most "
+        out.append(f"\n{label} vs {base_label}: dense 1k-4k average {gain * 100:+.2f} points; hybrid at most "
               f"{worst:.1f} question(s) lower in any cell -> {'PASSES' if ok else 'does not pass'} the default rule")
     return out
 

@@ -75,7 +75,7 @@ def write_delta(
 
     from hybridctx.embeddings.models import resolve_model
     from hybridctx.embeddings.training.card import read_card
-    from hybridctx.embeddings.training.merge import _matched, weight_file
+    from hybridctx.embeddings.training.merge import matched_weights, weight_file
 
     if rank is not None and rank < 1:
         raise ConfigError(f"rank {rank} must be at least 1 (or None for an exact delta)")
@@ -86,7 +86,7 @@ def write_delta(
     if not base_name:
         raise InputError(f"'{model_dir}' has no model card naming its base: pass base=")
     base_weights = load_file(str(weight_file(resolve_model(str(base_name)).path)))
-    pairs = _matched(trained, base_weights)
+    pairs = matched_weights(trained, base_weights)
     if len(pairs) != len(trained):
         missing = sorted(set(trained) - set(pairs))[:3]
         raise InputError(f"weights {missing} of '{model_dir}' are not in the base '{base_name}'")
@@ -122,6 +122,7 @@ def apply_delta(delta_file: str | Path, out_dir: str | Path) -> Path:
 
     Raises:
         InputError: not a delta file, or the installed base is not the one it was made over.
+        ConfigError: ``out_dir`` holds something other than a model directory (it is never deleted).
     """
     import numpy as np
     from safetensors import safe_open
@@ -130,7 +131,9 @@ def apply_delta(delta_file: str | Path, out_dir: str | Path) -> Path:
     from hybridctx.embeddings.models import resolve_model
     from hybridctx.embeddings.training.merge import weight_file
 
-    path = Path(delta_file)
+    path, out = Path(delta_file), Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "model.safetensors").is_file():
+        raise ConfigError(f"'{out_dir}' exists and is not a model directory: give a new or empty directory")
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = dict(handle.metadata() or {})
@@ -161,7 +164,6 @@ def apply_delta(delta_file: str | Path, out_dir: str | Path) -> Path:
             raise InputError(f"'{delta_file}': the change to '{key}' has shape {change.shape}, "
                              f"the base {merged[key].shape}")
         merged[key] = (merged[key].astype(np.float32) + change).astype(merged[key].dtype)
-    out = Path(out_dir)
     staging = out.with_name(out.name + f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(base_dir, staging, ignore=shutil.ignore_patterns("*.onnx", "onnx", ".*", "README.md"))

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from hybridctx.errors import ConfigError, InputError
 
-__all__ = ["interpolate_with_base", "weight_file"]
+__all__ = ["interpolate_with_base", "matched_weights", "weight_file"]
 
 _WEIGHTS = "model.safetensors"
 
@@ -44,7 +44,7 @@ def _stem(key: str, prefixes: tuple[str, ...]) -> str:
     return key
 
 
-def _matched(trained: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, str]:
+def matched_weights(trained: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, str]:
     """Trained key -> base key, tolerating a model prefix (``bert.``) on either side."""
     prefixes = ("bert.", "model.", "encoder.model.")
     by_stem = {_stem(k, prefixes): k for k in base}
@@ -99,7 +99,7 @@ def interpolate_with_base(
         raise InputError(f"'{model_dir}' has no model card naming its base: pass base=")
     trained = load_file(str(weights_in))
     base_weights = load_file(str(weight_file(resolve_model(str(base_name)).path)))
-    pairs = _matched(trained, base_weights)
+    pairs = matched_weights(trained, base_weights)
     if len(pairs) < len(trained) // 2:
         raise InputError(f"only {len(pairs)} of {len(trained)} weights of '{model_dir}' are in the base "
                          f"'{base_name}': not the same architecture")
